@@ -1,0 +1,51 @@
+# Shop API. `make run` serves on the embedded defaults; `make test` runs the suite.
+PYTHON ?= python3
+PIP_VERSION := 26.3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+SOURCES := app handlers models tasks tests bench
+# `make run` is a local development server: DEBUG on, and a key kept in var/ so
+# tokens survive restarts. Production sets SECRET_KEY and leaves DEBUG off.
+DEV_KEY_FILE := var/dev-secret-key
+
+.PHONY: install run test lint format messages bench clean
+
+install: $(STAMP)
+
+$(STAMP): requirements.txt requirements-dev.txt constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip==$(PIP_VERSION)
+	$(BIN)/pip install --quiet -r requirements-dev.txt -c constraints.txt
+	touch $(STAMP)
+
+$(DEV_KEY_FILE):
+	mkdir -p var
+	$(PYTHON) -c "import secrets; print(secrets.token_urlsafe(48))" > $(DEV_KEY_FILE)
+
+run: $(STAMP) $(DEV_KEY_FILE)
+	DEBUG=$${DEBUG:-true} SECRET_KEY=$${SECRET_KEY:-$$(cat $(DEV_KEY_FILE))} $(BIN)/python -m app migrate
+	DEBUG=$${DEBUG:-true} SECRET_KEY=$${SECRET_KEY:-$$(cat $(DEV_KEY_FILE))} $(BIN)/python -m app serve
+
+test: $(STAMP)
+	$(BIN)/pytest
+
+lint: $(STAMP)
+	$(BIN)/black --check $(SOURCES)
+	$(BIN)/flake8 $(SOURCES)
+	$(BIN)/mypy
+	$(BIN)/bandit -q -c pyproject.toml -r app handlers models tasks
+
+format: $(STAMP)
+	$(BIN)/black $(SOURCES)
+
+messages: $(STAMP)
+	$(BIN)/pybabel extract -F babel.cfg -k N_ -o locale/shop.pot --no-location --omit-header .
+	$(BIN)/pybabel update -i locale/shop.pot -d locale -D shop --no-fuzzy-matching --omit-header
+	$(BIN)/pybabel compile -d locale -D shop --statistics
+
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) .mypy_cache .pytest_cache

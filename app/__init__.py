@@ -1,0 +1,1 @@
+"""Shop API: a realtime e-commerce backend on Tornado."""

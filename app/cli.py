@@ -1,0 +1,107 @@
+"""python -m app <command>: serve, migrate, create-staff and each periodic task."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import logging
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from pydantic import ValidationError
+
+from app import errors
+from app.config import Settings
+from app.context import AppContext, create_context
+from app.logs import configure_logging, init_sentry
+
+# The name of the variable, not a secret.
+STAFF_PASSWORD_VARIABLE = "STAFF_PASSWORD"  # nosec B105
+
+
+def migrate(settings: Settings) -> None:
+    """Bring the database schema to the latest revision (alembic upgrade head)."""
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config(os.path.join(os.path.dirname(os.path.dirname(__file__)), "alembic.ini"))
+    config.attributes["database_url"] = settings.database_url
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+    command.upgrade(config, "head")
+
+
+async def _with_context(settings: Settings, job: Callable[[AppContext], Awaitable[Any]]) -> Any:
+    ctx = create_context(settings)
+    try:
+        return await job(ctx)
+    finally:
+        await ctx.close()
+
+
+async def _create_staff(ctx: AppContext, email: str) -> str:
+    from app.services.accounts import create_staff
+
+    password = os.environ.get(STAFF_PASSWORD_VARIABLE) or getpass.getpass("Password: ")
+    async with ctx.sessionmaker() as session:
+        user = await create_staff(session, email=email, password=password)
+    return f"staff user {user.email} ready"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from tasks import TASKS
+
+    parser = argparse.ArgumentParser(prog="python -m app", description="Shop API")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("serve", help="run the HTTP and websocket server")
+    commands.add_parser("migrate", help="apply database migrations")
+    staff = commands.add_parser(
+        "create-staff",
+        help=f"create or promote a staff user (password: ${STAFF_PASSWORD_VARIABLE} or a prompt)",
+    )
+    staff.add_argument("--email", required=True)
+    for task in TASKS:
+        commands.add_parser(task.name, help=f"run the periodic task '{task.name}' once")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings()
+    except ValidationError as error:
+        reasons = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in error.errors())
+        print(f"configuration error: {reasons}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level, settings.log_format)
+    init_sentry(settings.sentry_dsn.get_secret_value() if settings.sentry_dsn else None)
+    return _dispatch(args, settings)
+
+
+def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
+    from app.server import serve
+    from tasks import TASKS
+
+    if args.command == "migrate":
+        migrate(settings)
+        return 0
+    if args.command == "serve":
+        asyncio.run(_with_context(settings, serve))
+        return 0
+    if args.command == "create-staff":
+        try:
+            print(asyncio.run(_with_context(settings, lambda ctx: _create_staff(ctx, args.email))))
+        except errors.ValidationFailed as error:
+            problems = [
+                str(msg).format(**getattr(msg, "params", {}))
+                for msgs in error.fields.values()
+                for msg in msgs
+            ]
+            print("password refused: " + " ".join(problems), file=sys.stderr)
+            return 1
+        return 0
+    task = next(task for task in TASKS if task.name == args.command)
+    print(asyncio.run(_with_context(settings, task.run)) or "nothing to do")
+    return 0

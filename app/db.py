@@ -1,0 +1,87 @@
+"""Async engine and session factory for SQLite (embedded default) and MariaDB/MySQL."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+T = TypeVar("T")
+
+# MySQL error codes worth a retry: deadlock found, lock wait timeout exceeded.
+_RETRYABLE_MYSQL_ERRORS = {1213, 1205}
+_MAX_ATTEMPTS = 4
+
+
+def make_engine(database_url: str) -> AsyncEngine:
+    """Create the engine, tuned per backend (see README, "Data layer")."""
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite":
+        if url.database and url.database != ":memory:":
+            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_async_engine(url, connect_args={"timeout": 30})
+        _configure_sqlite(engine)
+        return engine
+    # READ COMMITTED: stock changes rely on guarded UPDATEs, never on a repeatable snapshot.
+    return create_async_engine(
+        url, pool_pre_ping=True, pool_recycle=3600, isolation_level="READ COMMITTED"
+    )
+
+
+def _configure_sqlite(engine: AsyncEngine) -> None:
+    """WAL, a busy timeout and BEGIN IMMEDIATE.
+
+    A deferred transaction that upgrades from read to write fails at once with
+    "database is locked" when another writer holds the lock, whatever the timeout;
+    taking the write lock at BEGIN makes concurrent writers queue instead.
+    """
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # SQLAlchemy emits BEGIN itself
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    # expire_on_commit=False: objects stay readable after commit without a lazy load.
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def is_retryable(error: OperationalError) -> bool:
+    """True for a deadlock or lock wait timeout, which a fresh attempt may pass."""
+    args: tuple[Any, ...] = getattr(error.orig, "args", ())
+    return bool(args) and args[0] in _RETRYABLE_MYSQL_ERRORS
+
+
+async def retry_on_deadlock(unit_of_work: Callable[[], Awaitable[T]]) -> T:
+    """Run a whole transaction again (a bounded number of times) after a deadlock.
+
+    `unit_of_work` must open and commit its own transaction so each attempt starts clean.
+    """
+    for attempt in range(1, _MAX_ATTEMPTS + 1):
+        try:
+            return await unit_of_work()
+        except OperationalError as error:
+            if attempt == _MAX_ATTEMPTS or not is_retryable(error):
+                raise
+            await asyncio.sleep(0.01 * 2**attempt)
+    raise AssertionError("the loop above always returns or raises")

@@ -1,0 +1,68 @@
+"""Field-level validation messages, keyed by pydantic error type.
+
+Pydantic's own messages are English only; these msgids go through gettext so a
+field error reads in the client's language. `{placeholders}` come from the error's ctx.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.errors import N_
+
+FIELD_MESSAGES: dict[str, str] = {
+    "missing": N_("This field is required."),
+    "extra_forbidden": N_("This field is not allowed."),
+    "string_type": N_("Enter a string."),
+    "string_too_short": N_("Ensure this value has at least {min_length} characters."),
+    "string_too_long": N_("Ensure this value has at most {max_length} characters."),
+    "string_pattern_mismatch": N_("Enter a value in the expected format."),
+    "int_type": N_("Enter a whole number."),
+    "int_parsing": N_("Enter a whole number."),
+    "int_from_float": N_("Enter a whole number."),
+    "bool_type": N_("Enter true or false."),
+    "bool_parsing": N_("Enter true or false."),
+    "greater_than": N_("Ensure this value is greater than {gt}."),
+    "greater_than_equal": N_("Ensure this value is greater than or equal to {ge}."),
+    "less_than": N_("Ensure this value is less than {lt}."),
+    "less_than_equal": N_("Ensure this value is less than or equal to {le}."),
+    "literal_error": N_("Select one of: {expected}."),
+    "enum": N_("Select one of: {expected}."),
+    "value_error": N_("Enter a valid value."),
+    "model_type": N_("Enter an object."),
+    "dict_type": N_("Enter an object."),
+    "list_type": N_("Enter a list."),
+    "datetime_type": N_("Enter a date and time in ISO 8601 format."),
+    "datetime_parsing": N_("Enter a date and time in ISO 8601 format."),
+    "datetime_from_date_parsing": N_("Enter a date and time in ISO 8601 format."),
+    "decimal_parsing": N_("Enter a number."),
+    "decimal_type": N_("Enter a number."),
+    "decimal_max_places": N_("Ensure there are no more than {decimal_places} decimal places."),
+    "too_long": N_("Ensure this list has at most {max_length} items."),
+    "too_short": N_("Ensure this list has at least {min_length} items."),
+}
+GENERIC_FIELD_MESSAGE = N_("Enter a valid value.")
+
+# Messages that services attach to fields themselves (see app/services/*).
+EMAIL_INVALID = N_("Enter a valid email address.")
+EMAIL_TAKEN = N_("A user with this email already exists.")
+PASSWORD_TOO_SHORT = N_(
+    "This password is too short. It must contain at least {min_length} characters."
+)
+PASSWORD_TOO_SIMILAR = N_("The password is too similar to the email address.")
+PASSWORD_TOO_COMMON = N_("This password is too common.")
+PASSWORD_ENTIRELY_NUMERIC = N_("This password is entirely numeric.")
+TOKEN_INVALID = N_("This token is invalid or has already been used.")
+TOKEN_EXPIRED = N_("This token has expired.")
+RESEND_ACCEPTED = N_("If the account exists and is not verified yet, a new mail is on its way.")
+
+
+class FieldMessage(str):
+    """A msgid with the parameters to format it with once translated."""
+
+    params: dict[str, Any]
+
+    def __new__(cls, msgid: str, **params: Any) -> FieldMessage:
+        obj = super().__new__(cls, msgid)
+        obj.params = params
+        return obj

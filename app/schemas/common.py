@@ -1,0 +1,120 @@
+"""Types shared by every domain's schemas: money, timestamps, pages, errors."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import Annotated, Any, Generic, TypeVar
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    WithJsonSchema,
+)
+
+T = TypeVar("T")
+MAX_CENTS = 10**11  # a billion in major units: far above any real price or order
+
+
+def cents_to_str(cents: int) -> str:
+    """1999 -> "19.99"."""
+    return str((Decimal(cents) / 100).quantize(Decimal("0.01")))
+
+
+def parse_money(value: Any) -> int:
+    """A decimal string (or number) with at most two places -> integer cents."""
+    if isinstance(value, bool) or not isinstance(value, str | int | float | Decimal):
+        raise ValueError("Enter an amount such as 19.99.")
+    try:
+        amount = Decimal(str(value).strip())
+    except InvalidOperation as error:
+        raise ValueError("Enter an amount such as 19.99.") from error
+    if not amount.is_finite() or amount < 0 or amount != amount.quantize(Decimal("0.01")):
+        raise ValueError("Enter a non-negative amount with at most two decimal places.")
+    cents = int(amount * 100)
+    if cents > MAX_CENTS:
+        raise ValueError("The amount is too large.")
+    return cents
+
+
+def percent_of(cents: int, percent: int) -> int:
+    """`percent`% of `cents`, rounded half up to the cent (the one rounding rule)."""
+    return int((Decimal(cents) * percent / 100).quantize(Decimal("1"), rounding=ROUND_HALF_UP))
+
+
+def to_utc_text(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _require_aware(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError("Include a time zone, e.g. 2026-01-31T12:00:00Z.")
+    return value.astimezone(UTC)
+
+
+_MONEY_SCHEMA = {"type": "string", "pattern": r"^\d+\.\d{2}$", "example": "19.99"}
+
+# Money in a response: integer cents rendered as "19.99".
+MoneyOut = Annotated[
+    int, PlainSerializer(cents_to_str, return_type=str), WithJsonSchema(_MONEY_SCHEMA)
+]
+# Money in a request: "19.99" (or 19.99) parsed to integer cents.
+MoneyIn = Annotated[int, BeforeValidator(parse_money), WithJsonSchema(_MONEY_SCHEMA)]
+# Timestamps: ISO 8601 UTC with Z out; an aware datetime in.
+UtcDatetime = Annotated[
+    datetime,
+    PlainSerializer(to_utc_text, return_type=str),
+    WithJsonSchema({"type": "string", "format": "date-time", "example": "2026-01-31T12:00:00Z"}),
+]
+AwareDatetime = Annotated[datetime, AfterValidator(_require_aware)]
+
+
+class ORMModel(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class RequestModel(BaseModel):
+    """Request bodies reject unknown fields, so a typo is an error, not a silent no-op."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class PageParams(BaseModel):
+    page: int = Field(default=1, ge=1, le=10**9)
+    page_size: int | None = Field(default=None, ge=1)
+
+
+@dataclass(frozen=True)
+class Pagination:
+    """A validated page request: `page_size` already clamped to MAX_PAGE_SIZE."""
+
+    page: int
+    page_size: int
+
+    @property
+    def offset(self) -> int:
+        return (self.page - 1) * self.page_size
+
+
+class Page(BaseModel, Generic[T]):
+    count: int
+    page: int
+    page_size: int
+    next: str | None
+    previous: str | None
+    results: list[T]
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+    fields: dict[str, list[str]] | None = None
+
+
+class ErrorOut(BaseModel):
+    error: ErrorBody

@@ -1,0 +1,86 @@
+"""The Tornado application factory and the `serve` entry point."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from typing import Any
+
+import structlog
+import tornado.web
+from tornado.httputil import HTTPServerRequest
+
+from app.context import AppContext
+from app.i18n import load_translations
+from app.openapi import build_spec
+from handlers import api_routes, make_url_specs
+from handlers.base import NotFoundHandler
+from tasks import start_periodic_tasks
+
+log = structlog.get_logger("shop.http")
+VERSION = "1.0.0"
+# Bodies up to this multiple of MAX_BODY_SIZE are read and answered 413 in the
+# error format; beyond it Tornado drops the connection without reading further.
+BODY_READ_FACTOR = 4
+
+
+class ShopApplication(tornado.web.Application):
+    def find_handler(self, request: HTTPServerRequest, **kwargs: Any) -> Any:
+        # Trailing slashes are optional on every path: route on the path without one.
+        if len(request.path) > 1 and request.path.endswith("/"):
+            request.path = request.path.rstrip("/") or "/"
+        return super().find_handler(request, **kwargs)
+
+
+def make_app(ctx: AppContext) -> ShopApplication:
+    load_translations()
+    document = build_spec(api_routes(), title="Shop API", version=VERSION)
+    return ShopApplication(
+        make_url_specs(ctx, document),
+        default_handler_class=NotFoundHandler,
+        default_handler_args={"ctx": ctx},
+        shop_debug=ctx.settings.debug,
+        log_function=lambda handler: _log_request(ctx, handler),
+        websocket_ping_interval=20,
+        websocket_ping_timeout=30,
+    )
+
+
+def _log_request(ctx: AppContext, handler: tornado.web.RequestHandler) -> None:
+    """One access line per request (path only: query strings may carry tokens)."""
+    request = handler.request
+    status = handler.get_status()
+    duration = request.request_time()
+    ctx.metrics.observe_request(type(handler).__name__, request.method or "", status, duration)
+    log.info(
+        "request",
+        request_id=getattr(handler, "request_id", None),
+        method=request.method,
+        path=request.path,
+        status=status,
+        duration_ms=round(duration * 1000, 2),
+    )
+
+
+async def serve(ctx: AppContext) -> None:
+    """Serve until SIGINT/SIGTERM, then stop the tasks and close connections."""
+    settings = ctx.settings
+    app = make_app(ctx)
+    server = app.listen(
+        settings.port,
+        address=settings.host,
+        xheaders=settings.trust_proxy_headers,
+        max_body_size=settings.max_body_size * BODY_READ_FACTOR,
+    )
+    periodic = start_periodic_tasks(ctx)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    log.info("listening", host=settings.host, port=settings.port)
+    await stop.wait()
+    log.info("shutting_down")
+    for callback in periodic:
+        callback.stop()
+    server.stop()
+    await server.close_all_connections()

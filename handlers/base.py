@@ -1,0 +1,287 @@
+"""BaseHandler: what every handler shares (JSON in/out, errors, auth, headers, locale)."""
+
+from __future__ import annotations
+
+import json
+import re
+import traceback
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from functools import wraps
+from typing import Any, Literal, TypeVar
+from urllib.parse import urlencode
+
+import structlog
+import tornado.web
+from pydantic import BaseModel, ValidationError
+from sqlalchemy.exc import InterfaceError, OperationalError
+
+from app import errors
+from app.context import AppContext
+from app.i18n import translate
+from app.messages import FIELD_MESSAGES, GENERIC_FIELD_MESSAGE, FieldMessage
+from app.schemas.common import PageParams, Pagination
+from app.security import decode_access_token
+from app.services import accounts
+from models.accounts import User
+
+log = structlog.get_logger("shop.http")
+
+M = TypeVar("M", bound=BaseModel)
+Method = Callable[..., Awaitable[None]]
+AuthLevel = Literal["user", "staff"]
+
+API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'"
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+# Errors that mean the database cannot be reached: answered 503, not 500.
+_DATABASE_DOWN = (OperationalError, InterfaceError, ConnectionError, TimeoutError)
+_HTTP_ERRORS: dict[int, type[errors.AppError]] = {
+    400: errors.ValidationFailed,
+    404: errors.NotFound,
+    405: errors.MethodNotAllowed,
+    413: errors.PayloadTooLarge,
+}
+
+
+def security_headers(csp: str, *, debug: bool) -> list[tuple[str, str]]:
+    """The headers every response carries (HSTS only outside DEBUG)."""
+    headers = [
+        ("Content-Security-Policy", csp),
+        ("X-Content-Type-Options", "nosniff"),
+        ("X-Frame-Options", "DENY"),
+        ("Referrer-Policy", "no-referrer"),
+        ("Permissions-Policy", "camera=(), microphone=(), geolocation=(), payment=()"),
+    ]
+    if not debug:
+        headers.append(("Strict-Transport-Security", "max-age=31536000; includeSubDomains"))
+    return headers
+
+
+@dataclass(frozen=True)
+class Operation:
+    """What an endpoint needs and returns: enforced by `endpoint`, read by app/openapi.py."""
+
+    summary: str
+    body: type[BaseModel] | None = None
+    query: type[BaseModel] | None = None
+    response: type[BaseModel] | None = None
+    status: int = 200
+    auth: AuthLevel | None = None
+    errors: tuple[int, ...] = field(default=())
+
+
+def endpoint(summary: str, **details: Any) -> Callable[[Method], Method]:
+    """Document a handler method and enforce its `auth` level ("user" or "staff")."""
+    operation = Operation(summary=summary, **details)
+
+    def decorate(method: Method) -> Method:
+        @wraps(method)
+        async def wrapper(self: BaseHandler, *args: Any, **kwargs: Any) -> None:
+            if operation.auth is not None:
+                user = self.require_user()
+                if operation.auth == "staff" and not user.is_staff:
+                    raise errors.PermissionDenied()
+            await method(self, *args, **kwargs)
+
+        wrapper.operation = operation  # type: ignore[attr-defined]
+        return wrapper
+
+    return decorate
+
+
+class BaseHandler(tornado.web.RequestHandler):
+    content_security_policy = API_CSP
+    ctx: AppContext
+
+    def initialize(self, ctx: AppContext) -> None:
+        self.ctx = ctx
+
+    # --- headers -------------------------------------------------------------------
+
+    @property
+    def request_id(self) -> str:
+        if not hasattr(self, "_request_id"):
+            sent = self.request.headers.get("X-Request-ID", "")
+            self._request_id = sent if _REQUEST_ID.match(sent) else uuid.uuid4().hex
+        return self._request_id
+
+    def set_default_headers(self) -> None:
+        # Runs again on every error response (clear()), so errors carry them too.
+        self.set_header("Content-Type", "application/json; charset=UTF-8")
+        self.set_header("Cache-Control", "no-store")
+        self.set_header("X-Request-ID", self.request_id)
+        debug = bool(self.application.settings.get("shop_debug"))
+        for name, value in security_headers(self.content_security_policy, debug=debug):
+            self.set_header(name, value)
+
+    # --- request lifecycle --------------------------------------------------------
+
+    async def prepare(self) -> None:
+        structlog.contextvars.bind_contextvars(request_id=self.request_id)
+        if len(self.request.body) > self.ctx.settings.max_body_size:
+            raise errors.PayloadTooLarge()
+        authorization = self.request.headers.get("Authorization")
+        if authorization is not None:
+            self.current_user = await self._authenticate(authorization)
+
+    async def _authenticate(self, authorization: str) -> User:
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise errors.NotAuthenticated()
+        user_id = decode_access_token(token.strip(), key=self.ctx.settings.signing_key)
+        async with self.ctx.sessionmaker() as session:
+            user = await accounts.get_active_user(session, user_id=user_id)
+        if user is None:
+            raise errors.NotAuthenticated()
+        return user
+
+    def require_user(self) -> User:
+        """The authenticated user; NotAuthenticated when the request carries none."""
+        user: User | None = self.current_user
+        if user is None:
+            raise errors.NotAuthenticated()
+        return user
+
+    def get_current_user(self) -> User | None:
+        return None  # set in prepare() from the bearer token, never looked up lazily
+
+    @property
+    def client_ip(self) -> str:
+        """The socket peer, or the proxy's X-Real-IP/X-Forwarded-For when
+        TRUST_PROXY_HEADERS is on (the server then runs with xheaders)."""
+        return str(self.request.remote_ip)
+
+    # --- input ----------------------------------------------------------------------
+
+    def parse_body(self, model: type[M]) -> M:
+        """Validate the JSON body against `model`; InvalidJSON or ValidationFailed."""
+        try:
+            data = json.loads(self.request.body or b"null")
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise errors.InvalidJSON() from error
+        if not isinstance(data, dict):
+            raise errors.ValidationFailed(errors.N_("The request body must be a JSON object."))
+        return self._validate(model, data)
+
+    def parse_query(self, model: type[M]) -> M:
+        """Validate the query string (first value of each argument) against `model`."""
+        data = {name: self.get_query_argument(name) for name in self.request.query_arguments}
+        return self._validate(model, data)
+
+    @staticmethod
+    def _validate(model: type[M], data: dict[str, Any]) -> M:
+        try:
+            return model.model_validate(data)
+        except ValidationError as error:
+            raise errors.ValidationFailed(fields=_field_messages(error)) from error
+
+    def page_params(self) -> PageParams:
+        params = self._validate(
+            PageParams,
+            {
+                k: self.get_query_argument(k)
+                for k in ("page", "page_size")
+                if k in self.request.query_arguments
+            },
+        )
+        size = params.page_size or self.ctx.settings.page_size
+        return PageParams(page=params.page, page_size=min(size, self.ctx.settings.max_page_size))
+
+    def translate(self, msgid: str, **params: Any) -> str:
+        """`msgid` in the client's language (Accept-Language)."""
+        return translate(self.locale, msgid, params)
+
+    # --- output -----------------------------------------------------------------------
+
+    def write_json(self, data: Any, status: int = 200) -> None:
+        self.set_status(status)
+        if isinstance(data, BaseModel):
+            data = data.model_dump(mode="json")
+        self.finish(json.dumps(data, separators=(",", ":"), ensure_ascii=False))
+
+    def write_page(self, results: list[Any], *, count: int, params: Pagination) -> None:
+        """The list envelope of DESIGN §4 with absolute next/previous links."""
+        last_page = max(1, -(-count // params.page_size))
+        self.write_json(
+            {
+                "count": count,
+                "page": params.page,
+                "page_size": params.page_size,
+                "next": self._page_url(params.page + 1) if params.page < last_page else None,
+                "previous": self._page_url(params.page - 1) if params.page > 1 else None,
+                "results": [
+                    r.model_dump(mode="json") if isinstance(r, BaseModel) else r for r in results
+                ],
+            }
+        )
+
+    def _page_url(self, page: int) -> str:
+        query = {k: self.get_query_argument(k) for k in self.request.query_arguments}
+        query["page"] = str(min(page, 10**9))
+        return (
+            f"{self.request.protocol}://{self.request.host}{self.request.path}?{urlencode(query)}"
+        )
+
+    def no_content(self) -> None:
+        self.set_status(204)
+        self.clear_header("Content-Type")
+        self.finish()
+
+    # --- errors -----------------------------------------------------------------------
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        exc_info = kwargs.get("exc_info")
+        error = _as_app_error(exc_info[1] if exc_info else None, status_code)
+        self.set_status(error.status)
+        if isinstance(error, errors.RateLimited):
+            self.set_header("Retry-After", str(error.retry_after))
+        if isinstance(error, errors.ServiceUnavailable):
+            self.set_header("Retry-After", str(error.retry_after))
+        body: dict[str, Any] = {
+            "code": error.code,
+            "message": translate(self.locale, error.message, error.params),
+        }
+        if error.fields:
+            body["fields"] = {
+                name: [translate(self.locale, msg, getattr(msg, "params", None)) for msg in msgs]
+                for name, msgs in error.fields.items()
+            }
+        if self.settings.get("shop_debug") and exc_info and error.status == 500:
+            body["traceback"] = traceback.format_exception(*exc_info)
+        self.finish(json.dumps({"error": body}, ensure_ascii=False))
+
+    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
+        if isinstance(value, errors.AppError | tornado.web.HTTPError):
+            return  # expected outcomes, answered with their own status
+        if isinstance(value, _DATABASE_DOWN):
+            log.error("database_unavailable", error=str(value))
+            return
+        log.error("unhandled_exception", exc_info=(typ, value, tb))
+
+
+class NotFoundHandler(BaseHandler):
+    """Answers every unknown path with the JSON 404 envelope."""
+
+    async def prepare(self) -> None:
+        raise errors.NotFound()
+
+
+def _as_app_error(error: BaseException | None, status_code: int) -> errors.AppError:
+    if isinstance(error, errors.AppError):
+        return error
+    if isinstance(error, _DATABASE_DOWN):
+        return errors.ServiceUnavailable()
+    if isinstance(error, tornado.web.HTTPError) or error is None:
+        return _HTTP_ERRORS.get(status_code, errors.AppError)()
+    return errors.AppError()
+
+
+def _field_messages(error: ValidationError) -> Mapping[str, list[str]]:
+    fields: dict[str, list[str]] = {}
+    for item in error.errors():
+        name = ".".join(str(part) for part in item["loc"]) or "body"
+        msgid = FIELD_MESSAGES.get(item["type"], GENERIC_FIELD_MESSAGE)
+        params = {key: str(value) for key, value in (item.get("ctx") or {}).items()}
+        fields.setdefault(name, []).append(FieldMessage(msgid, **params))
+    return fields

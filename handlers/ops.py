@@ -1,0 +1,113 @@
+"""Ops endpoints: health, metrics, robots.txt, the OpenAPI document and Swagger UI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import prometheus_client
+import swagger_ui_bundle
+import tornado.web
+from sqlalchemy import text
+
+from handlers.base import BaseHandler, security_headers
+
+STATIC_DOCS = Path(__file__).resolve().parent.parent / "static" / "docs"
+DOCS_CSP = (
+    "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+    "frame-ancestors 'none'; base-uri 'none'"
+)
+
+
+class HealthHandler(BaseHandler):
+    async def get(self) -> None:
+        checks = {"database": await self._check_database(), "redis": await self._check_redis()}
+        failing = {name: state for name, state in checks.items() if state == "unavailable"}
+        body: dict[str, Any] = {"status": "degraded" if failing else "ok"}
+        body.update({name: state for name, state in checks.items() if state is not None})
+        self.write_json(body, status=503 if failing else 200)
+
+    async def _check_database(self) -> str:
+        try:
+            async with self.ctx.engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+        except Exception:  # any failure to answer means "down" for a health probe
+            return "unavailable"
+        return "ok"
+
+    async def _check_redis(self) -> str | None:
+        if self.ctx.redis is None:
+            return None
+        try:
+            await self.ctx.redis.ping()
+        except Exception:  # same: no answer, whatever the reason
+            return "unavailable"
+        return "ok"
+
+
+class MetricsHandler(BaseHandler):
+    async def get(self) -> None:
+        self.set_header("Content-Type", prometheus_client.CONTENT_TYPE_LATEST)
+        self.finish(prometheus_client.generate_latest(self.ctx.metrics.registry))
+
+
+class RobotsHandler(BaseHandler):
+    async def get(self) -> None:
+        self.set_header("Content-Type", "text/plain; charset=UTF-8")
+        self.finish("User-agent: *\nDisallow: /api/\nDisallow: /ws/\n")
+
+
+class OpenAPIHandler(BaseHandler):
+    def initialize(self, ctx: Any, document: dict[str, Any]) -> None:  # type: ignore[override]
+        super().initialize(ctx)
+        self.document = document
+
+    async def get(self) -> None:
+        self.write_json(self.document)
+
+
+class DocsPageHandler(BaseHandler):
+    """The Swagger UI page and its initializer script (small, read once at start)."""
+
+    content_security_policy = DOCS_CSP
+
+    def initialize(  # type: ignore[override]
+        self, ctx: Any, filename: str, content_type: str
+    ) -> None:
+        super().initialize(ctx)
+        self.content = _DOCS_FILES[filename]
+        self.content_type = content_type
+
+    async def get(self) -> None:
+        self.set_header("Content-Type", self.content_type)
+        self.finish(self.content)
+
+
+class DocsAssetHandler(tornado.web.StaticFileHandler):
+    """Swagger UI's files from the pinned swagger-ui-bundle package: /docs works offline."""
+
+    def set_default_headers(self) -> None:
+        for name, value in security_headers(DOCS_CSP, debug=bool(self.settings.get("shop_debug"))):
+            self.set_header(name, value)
+
+
+_DOCS_FILES = {name: (STATIC_DOCS / name).read_bytes() for name in ("index.html", "init.js")}
+SWAGGER_ASSETS = swagger_ui_bundle.swagger_ui_path
+
+routes = [
+    (r"/health", HealthHandler, "ops:health"),
+    (r"/metrics", MetricsHandler, "ops:metrics"),
+    (r"/robots.txt", RobotsHandler, "ops:robots"),
+    (
+        r"/docs",
+        DocsPageHandler,
+        "ops:docs",
+        {"filename": "index.html", "content_type": "text/html; charset=UTF-8"},
+    ),
+    (
+        r"/docs/init.js",
+        DocsPageHandler,
+        "ops:docs-init",
+        {"filename": "init.js", "content_type": "text/javascript; charset=UTF-8"},
+    ),
+]
