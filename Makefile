@@ -8,6 +8,8 @@ SOURCES := app handlers models tasks tests bench
 # `make run` is a local development server: DEBUG on, and a key kept in var/ so
 # tokens survive restarts. Production sets SECRET_KEY and leaves DEBUG off.
 DEV_KEY_FILE := var/dev-secret-key
+# Compiled gettext catalogs are build output, made from the committed .po files.
+MO_FILES := $(patsubst %.po,%.mo,$(wildcard locale/*/LC_MESSAGES/shop.po))
 
 .PHONY: install run test lint format messages bench clean
 
@@ -23,11 +25,14 @@ $(DEV_KEY_FILE):
 	mkdir -p var
 	$(PYTHON) -c "import secrets; print(secrets.token_urlsafe(48))" > $(DEV_KEY_FILE)
 
-run: $(STAMP) $(DEV_KEY_FILE)
+locale/%/LC_MESSAGES/shop.mo: locale/%/LC_MESSAGES/shop.po $(STAMP)
+	$(BIN)/pybabel compile -i $< -o $@
+
+run: $(STAMP) $(MO_FILES) $(DEV_KEY_FILE)
 	DEBUG=$${DEBUG:-true} SECRET_KEY=$${SECRET_KEY:-$$(cat $(DEV_KEY_FILE))} $(BIN)/python -m app migrate
 	DEBUG=$${DEBUG:-true} SECRET_KEY=$${SECRET_KEY:-$$(cat $(DEV_KEY_FILE))} $(BIN)/python -m app serve
 
-test: $(STAMP)
+test: $(STAMP) $(MO_FILES)
 	$(BIN)/pytest
 
 lint: $(STAMP)
@@ -39,9 +44,10 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(BIN)/black $(SOURCES)
 
+# Extract msgids into locale/shop.pot, merge them into each language's .po, compile.
 messages: $(STAMP)
 	$(BIN)/pybabel extract -F babel.cfg -k N_ -o locale/shop.pot --no-location --omit-header .
-	$(BIN)/pybabel update -i locale/shop.pot -d locale -D shop --no-fuzzy-matching --omit-header
+	$(BIN)/pybabel update -i locale/shop.pot -d locale -D shop --no-fuzzy-matching --no-location
 	$(BIN)/pybabel compile -d locale -D shop --statistics
 
 bench: $(STAMP)

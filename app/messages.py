@@ -40,11 +40,15 @@ FIELD_MESSAGES: dict[str, str] = {
     "decimal_max_places": N_("Ensure there are no more than {decimal_places} decimal places."),
     "too_long": N_("Ensure this list has at most {max_length} items."),
     "too_short": N_("Ensure this list has at least {min_length} items."),
+    "money_invalid": N_("Enter a non-negative amount with at most two decimal places, e.g. 19.99."),
+    "email_invalid": N_("Enter a valid email address."),
+    "timezone_required": N_("Include a time zone, e.g. 2026-01-31T12:00:00Z."),
 }
 GENERIC_FIELD_MESSAGE = N_("Enter a valid value.")
 
+BODY_NOT_OBJECT = N_("The request body must be a JSON object.")
+
 # Messages that services attach to fields themselves (see app/services/*).
-EMAIL_INVALID = N_("Enter a valid email address.")
 EMAIL_TAKEN = N_("A user with this email already exists.")
 PASSWORD_TOO_SHORT = N_(
     "This password is too short. It must contain at least {min_length} characters."

@@ -20,7 +20,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from app import errors
 from app.context import AppContext
 from app.i18n import translate
-from app.messages import FIELD_MESSAGES, GENERIC_FIELD_MESSAGE, FieldMessage
+from app.messages import BODY_NOT_OBJECT, FIELD_MESSAGES, GENERIC_FIELD_MESSAGE, FieldMessage
 from app.schemas.common import PageParams, Pagination
 from app.security import decode_access_token
 from app.services import accounts
@@ -161,7 +161,7 @@ class BaseHandler(tornado.web.RequestHandler):
         except (UnicodeDecodeError, json.JSONDecodeError) as error:
             raise errors.InvalidJSON() from error
         if not isinstance(data, dict):
-            raise errors.ValidationFailed(errors.N_("The request body must be a JSON object."))
+            raise errors.ValidationFailed(BODY_NOT_OBJECT)
         return self._validate(model, data)
 
     def parse_query(self, model: type[M]) -> M:

@@ -14,7 +14,7 @@ from models.mail import OutboxMessage
 from tests.client import ApiClient
 
 DEFAULT_PASSWORD = "correct-horse-battery-staple"
-_TOKEN_LINE = re.compile(r"^([A-Za-z0-9_-]{40,})$", re.MULTILINE)
+_TOKEN_LINE = re.compile(r"^([A-Za-z0-9_-]{40,})\r?$", re.MULTILINE)
 
 
 @dataclass

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import EmailStr, Field, StringConstraints
+from pydantic import Field, StringConstraints
 
-from app.schemas.common import ORMModel, RequestModel
+from app.schemas.common import Email, ORMModel, RequestModel
 
 # Never stripped: leading and trailing spaces are part of a password.
 Password = Annotated[
@@ -17,7 +17,7 @@ Password = Annotated[
 
 
 class RegisterIn(RequestModel):
-    email: EmailStr = Field(max_length=254)
+    email: Email
     password: Password
     full_name: str = Field(default="", max_length=150)
 

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Annotated, Any, Generic, TypeVar
 
+from email_validator import EmailNotValidError, validate_email
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -16,6 +17,7 @@ from pydantic import (
     PlainSerializer,
     WithJsonSchema,
 )
+from pydantic_core import PydanticCustomError
 
 T = TypeVar("T")
 MAX_CENTS = 10**11  # a billion in major units: far above any real price or order
@@ -27,19 +29,34 @@ def cents_to_str(cents: int) -> str:
 
 
 def parse_money(value: Any) -> int:
-    """A decimal string (or number) with at most two places -> integer cents."""
+    """A decimal string (or number) with at most two places -> integer cents.
+
+    Raises the `money_invalid` error (translated through app/messages.py).
+    """
+    invalid = PydanticCustomError("money_invalid", "invalid amount")
     if isinstance(value, bool) or not isinstance(value, str | int | float | Decimal):
-        raise ValueError("Enter an amount such as 19.99.")
+        raise invalid
     try:
         amount = Decimal(str(value).strip())
     except InvalidOperation as error:
-        raise ValueError("Enter an amount such as 19.99.") from error
+        raise invalid from error
     if not amount.is_finite() or amount < 0 or amount != amount.quantize(Decimal("0.01")):
-        raise ValueError("Enter a non-negative amount with at most two decimal places.")
+        raise invalid
     cents = int(amount * 100)
     if cents > MAX_CENTS:
-        raise ValueError("The amount is too large.")
+        raise invalid
     return cents
+
+
+def validate_email_address(value: str) -> str:
+    """Syntax check only (no DNS lookup: nothing blocking per request); lower-cased.
+
+    Raises the `email_invalid` error.
+    """
+    try:
+        return validate_email(value, check_deliverability=False).normalized.lower()
+    except EmailNotValidError as error:
+        raise PydanticCustomError("email_invalid", "invalid email") from error
 
 
 def percent_of(cents: int, percent: int) -> int:
@@ -53,7 +70,7 @@ def to_utc_text(value: datetime) -> str:
 
 def _require_aware(value: datetime) -> datetime:
     if value.tzinfo is None:
-        raise ValueError("Include a time zone, e.g. 2026-01-31T12:00:00Z.")
+        raise PydanticCustomError("timezone_required", "time zone required")
     return value.astimezone(UTC)
 
 
@@ -72,6 +89,12 @@ UtcDatetime = Annotated[
     WithJsonSchema({"type": "string", "format": "date-time", "example": "2026-01-31T12:00:00Z"}),
 ]
 AwareDatetime = Annotated[datetime, AfterValidator(_require_aware)]
+Email = Annotated[
+    str,
+    Field(max_length=254),
+    AfterValidator(validate_email_address),
+    WithJsonSchema({"type": "string", "format": "email", "maxLength": 254}),
+]
 
 
 class ORMModel(BaseModel):
