@@ -70,3 +70,21 @@ class FieldMessage(str):
         obj = super().__new__(cls, msgid)
         obj.params = params
         return obj
+
+
+# Catalog: categories, products, discounts and reviews.
+SLUG_TAKEN = N_("This slug is already in use.")
+CATEGORY_UNKNOWN = N_("There is no category with this slug.")
+CATEGORY_IN_USE = N_("Discounts are limited to this category; delete or re-scope them first.")
+DISCOUNT_CODE_TAKEN = N_("A discount with this code already exists.")
+DISCOUNT_UNKNOWN = N_("This discount code does not exist.")
+DISCOUNT_INACTIVE = N_("This discount code is not active.")
+DISCOUNT_NOT_STARTED = N_("This discount code is not valid before {starts_at}.")
+DISCOUNT_EXPIRED = N_("This discount code has expired.")
+DISCOUNT_EXHAUSTED = N_("This discount code has been used up.")
+DISCOUNT_BELOW_MINIMUM = N_("This discount code needs an order of at least {min_order_total}.")
+DISCOUNT_NOT_APPLICABLE = N_("This discount code applies to none of the items in the cart.")
+DISCOUNT_PERCENT_RANGE = N_("A percent discount is a whole number from 1 to 100.")
+DISCOUNT_FIXED_AMOUNT = N_("A fixed discount is an amount above zero, e.g. 5.00.")
+DISCOUNT_WINDOW = N_("The end must come after the start.")
+REVIEW_EXISTS = N_("You have already reviewed this product.")
