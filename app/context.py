@@ -40,14 +40,15 @@ class AppContext:
 def create_context(settings: Settings) -> AppContext:
     """Build the shared parts; nothing connects until first used."""
     engine = make_engine(settings.database_url)
+    redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
     return AppContext(
         settings=settings,
         engine=engine,
         sessionmaker=make_sessionmaker(engine),
         cache=ResponseCache(make_cache(settings.redis_url), ttl=settings.cache_ttl),
         hub=InProcessHub(),
-        limiter=RateLimiter(make_storage(settings.redis_url)),
+        limiter=RateLimiter(make_storage(redis)),
         metrics=Metrics(),
         mailer=make_mail_backend(settings),
-        redis=Redis.from_url(settings.redis_url) if settings.redis_url else None,
+        redis=redis,
     )

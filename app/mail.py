@@ -6,8 +6,9 @@ app/services/outbox.py) and the dispatcher task hands it to one of these backend
 
 from __future__ import annotations
 
+import sys
 from email.message import EmailMessage
-from typing import Protocol
+from typing import Protocol, TextIO
 
 import aiosmtplib
 import structlog
@@ -25,13 +26,19 @@ class MailBackend(Protocol):
 
 
 class ConsoleMailBackend:
+    """Development backend: the whole mail goes to stderr, like Django's console backend.
+
+    The body is kept out of the structured log: it carries tokens.
+    """
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.stream = stream
+
     async def send(self, message: EmailMessage) -> None:
-        log.info(
-            "mail_console",
-            to=message["To"],
-            subject=message["Subject"],
-            body=message.get_content(),
-        )
+        stream = self.stream or sys.stderr
+        stream.write(f"{message.as_string()}\n{'-' * 72}\n")
+        stream.flush()
+        log.info("mail_console", to=message["To"], subject=message["Subject"])
 
 
 class SmtpMailBackend:

@@ -8,15 +8,21 @@ import time
 from limits import parse
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import MovingWindowRateLimiter
+from redis.asyncio import Redis
 
 from app.errors import RateLimited
 
 
-def make_storage(redis_url: str | None) -> Storage:
-    if redis_url:
-        uri = "async+" + redis_url if not redis_url.startswith("async+") else redis_url
-        return RedisStorage(uri, implementation="redispy", key_prefix="shop-limits")
-    return MemoryStorage()
+def make_storage(redis: Redis | None) -> Storage:
+    """Memory storage, or Redis sharing the app's connection pool (closed with it)."""
+    if redis is None:
+        return MemoryStorage()
+    return RedisStorage(
+        "async+redis://",
+        implementation="redispy",
+        key_prefix="shop-limits",
+        connection_pool=redis.connection_pool,
+    )
 
 
 class RateLimiter:

@@ -27,8 +27,8 @@ class _Recorder:
 
 
 class SmtpServer:
-    def __init__(self) -> None:
-        self.port = free_port()
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or free_port()
         self._recorder = _Recorder()
         self._controller = Controller(self._recorder, hostname="127.0.0.1", port=self.port)
 

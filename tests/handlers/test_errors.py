@@ -1,0 +1,79 @@
+"""The one error envelope for failures the handlers do not expect."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from app.context import AppContext
+from app.server import ShopApplication, make_app
+from handlers.base import BaseHandler
+from tests.client import ApiClient
+from tests.handlers.test_ops import assert_security_headers
+
+
+class ExplodingHandler(BaseHandler):
+    """Stands for any handler with a bug: raises an unexpected exception."""
+
+    async def get(self) -> None:
+        raise RuntimeError("secret internals: do not show me")
+
+
+@pytest.fixture
+def app(ctx: AppContext) -> ShopApplication:
+    application = make_app(ctx)
+    application.add_handlers(r".*", [(r"/explode$", ExplodingHandler, {"ctx": ctx})])
+    return application
+
+
+async def test_an_unexpected_exception_is_a_json_500_without_internals(
+    client: ApiClient,
+) -> None:
+    response = await client.get("/explode")
+    assert response.status == 500
+    assert response.json() == {
+        "error": {
+            "code": "internal_error",
+            "message": "Something went wrong on our side. Please try again later.",
+        }
+    }
+    assert b"secret internals" not in response.body
+    assert_security_headers(response.headers)
+
+
+@pytest.mark.settings(debug=True)
+async def test_debug_mode_adds_the_traceback_to_a_500(client: ApiClient) -> None:
+    response = await client.get("/explode")
+    assert response.status == 500
+    assert "secret internals" in "".join(response.json()["error"]["traceback"])
+    assert "Strict-Transport-Security" not in response.headers
+
+
+@pytest.mark.settings(database_url="mysql+aiomysql://nobody@127.0.0.1:1/none")
+async def test_an_unreachable_database_is_503_with_retry_after(client: ApiClient) -> None:
+    response = await client.post(
+        "auth:login", json={"email": "a@example.com", "password": "whatever-password"}
+    )
+    assert response.status == 503
+    assert response.error_code == "service_unavailable"
+    assert int(response.headers["Retry-After"]) > 0
+
+
+@pytest.mark.parametrize(
+    "send",
+    [
+        lambda client: client.get("auth:me", token="x.y.z"),
+        lambda client: client.post("auth:login", json={"email": 1}),
+        lambda client: client.get("/nowhere"),
+    ],
+    ids=["401", "400", "404"],
+)
+async def test_every_error_has_code_and_message_only_plus_fields_for_validation(
+    client: ApiClient, send: Callable[[ApiClient], object]
+) -> None:
+    response = await send(client)  # type: ignore[misc]
+    error = response.json()["error"]
+    assert set(error) <= {"code", "message", "fields"}
+    assert error["code"] and error["message"]
+    assert ("fields" in error) == (error["code"] == "validation_error")
