@@ -176,17 +176,13 @@ class BaseHandler(tornado.web.RequestHandler):
         except ValidationError as error:
             raise errors.ValidationFailed(fields=_field_messages(error)) from error
 
-    def page_params(self) -> PageParams:
-        params = self._validate(
-            PageParams,
-            {
-                k: self.get_query_argument(k)
-                for k in ("page", "page_size")
-                if k in self.request.query_arguments
-            },
-        )
+    def pagination(self) -> Pagination:
+        """`?page=&page_size=` validated (400 when invalid), size clamped to MAX_PAGE_SIZE."""
+        names = ("page", "page_size")
+        query = {n: self.get_query_argument(n) for n in names if n in self.request.query_arguments}
+        params = self._validate(PageParams, query)
         size = params.page_size or self.ctx.settings.page_size
-        return PageParams(page=params.page, page_size=min(size, self.ctx.settings.max_page_size))
+        return Pagination(page=params.page, page_size=min(size, self.ctx.settings.max_page_size))
 
     def translate(self, msgid: str, **params: Any) -> str:
         """`msgid` in the client's language (Accept-Language)."""
