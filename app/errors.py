@@ -19,6 +19,7 @@ class AppError(Exception):
     code = "internal_error"
     status = 500
     message = N_("Something went wrong on our side. Please try again later.")
+    retry_after: int | None = None  # seconds, sent as the Retry-After header when set
 
     def __init__(
         self,

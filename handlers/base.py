@@ -230,9 +230,7 @@ class BaseHandler(tornado.web.RequestHandler):
         exc_info = kwargs.get("exc_info")
         error = _as_app_error(exc_info[1] if exc_info else None, status_code)
         self.set_status(error.status)
-        if isinstance(error, errors.RateLimited):
-            self.set_header("Retry-After", str(error.retry_after))
-        if isinstance(error, errors.ServiceUnavailable):
+        if error.retry_after is not None:
             self.set_header("Retry-After", str(error.retry_after))
         body: dict[str, Any] = {
             "code": error.code,
