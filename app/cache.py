@@ -38,8 +38,10 @@ class ResponseCache:
         self.ttl = ttl
 
     async def _generation(self, group: str) -> int:
-        value = await self.backend.get(f"gen:{group}")
-        return int(value or 0)
+        # increment() stores the counter raw, not through the JSON serializer (the
+        # memory backend keeps an int), so it is read back raw as well.
+        value = await self.backend.get(f"gen:{group}", loads_fn=_raw_counter)
+        return int(value)
 
     async def get(self, group: str, key: str) -> Any | None:
         if self.ttl == 0:
@@ -59,3 +61,7 @@ class ResponseCache:
 
     async def close(self) -> None:
         await self.backend.close()
+
+
+def _raw_counter(raw: Any) -> int:
+    return int(raw or 0)
