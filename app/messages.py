@@ -88,3 +88,5 @@ DISCOUNT_PERCENT_RANGE = N_("A percent discount is a whole number from 1 to 100.
 DISCOUNT_FIXED_AMOUNT = N_("A fixed discount is an amount above zero, e.g. 5.00.")
 DISCOUNT_WINDOW = N_("The end must come after the start.")
 REVIEW_EXISTS = N_("You have already reviewed this product.")
+# Raised by app.schemas.catalog.reject_null for PATCH fields that cannot be cleared.
+FIELD_MESSAGES["not_nullable"] = N_("This field cannot be null.")

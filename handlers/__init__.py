@@ -8,11 +8,15 @@ from typing import Any
 from tornado.routing import URLSpec
 
 from handlers import accounts, ops
+from handlers import catalog, discounts, reviews
 
 # Every module's routes, in matching order.
 ROUTES: list[tuple[Any, ...]] = [
     *ops.routes,
     *accounts.routes,
+    *catalog.routes,
+    *discounts.routes,
+    *reviews.routes,
 ]
 
 

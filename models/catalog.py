@@ -15,6 +15,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from models.accounts import User
 from models.base import Base, TimestampMixin
 
 
@@ -64,8 +65,10 @@ class Discount(TimestampMixin, Base):
     kind: Mapped[str] = mapped_column(String(10))
     # Percent (1..100) for kind=percent, cents for kind=fixed.
     value: Mapped[int]
+    # RESTRICT, not SET NULL: deleting the category must not turn a category-scoped
+    # code into one that discounts the whole order.
     category_id: Mapped[int | None] = mapped_column(
-        ForeignKey("categories.id", ondelete="SET NULL")
+        ForeignKey("categories.id", ondelete="RESTRICT")
     )
     starts_at: Mapped[datetime | None]
     ends_at: Mapped[datetime | None]
@@ -92,3 +95,6 @@ class Review(TimestampMixin, Base):
     rating: Mapped[int]
     title: Mapped[str] = mapped_column(String(200))
     body: Mapped[str] = mapped_column(Text, default="")
+
+    product: Mapped[Product] = relationship(lazy="raise")
+    author: Mapped[User] = relationship(lazy="raise")

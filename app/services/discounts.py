@@ -9,22 +9,33 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
+from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import joinedload
 
 from app import errors
 from app.messages import (
     DISCOUNT_BELOW_MINIMUM,
+    DISCOUNT_CODE_TAKEN,
     DISCOUNT_EXHAUSTED,
     DISCOUNT_EXPIRED,
+    DISCOUNT_FIXED_AMOUNT,
     DISCOUNT_INACTIVE,
     DISCOUNT_NOT_APPLICABLE,
     DISCOUNT_NOT_STARTED,
+    DISCOUNT_PERCENT_RANGE,
     DISCOUNT_UNKNOWN,
+    DISCOUNT_WINDOW,
+    FIELD_MESSAGES,
     FieldMessage,
 )
-from app.schemas.common import cents_to_str, percent_of, to_utc_text
+from app.schemas.common import Pagination, cents_to_str, percent_of, to_utc_text
+from app.schemas.discounts import DiscountIn, DiscountUpdate
+from app.services.catalog import resolve_category
 from models.catalog import Discount
 
 PERCENT = "percent"
@@ -123,3 +134,103 @@ async def record_discount_use(session: AsyncSession, *, discount_id: int) -> Non
     )
     if counted.rowcount != 1:  # type: ignore[attr-defined]
         raise _refuse(DISCOUNT_EXHAUSTED)
+
+
+# --- staff CRUD ------------------------------------------------------------------------
+
+
+async def discount_page(session: AsyncSession, *, page: Pagination) -> tuple[list[Discount], int]:
+    """One page of discounts (oldest first) and how many there are."""
+    count = await session.scalar(select(func.count()).select_from(Discount))
+    rows = await session.scalars(
+        select(Discount)
+        .options(joinedload(Discount.category))
+        .order_by(Discount.id)
+        .offset(page.offset)
+        .limit(page.page_size)
+    )
+    return list(rows), count or 0
+
+
+async def require_discount(session: AsyncSession, *, discount_id: int) -> Discount:
+    """The discount with its category loaded; raises NotFound."""
+    discount = await session.scalar(
+        select(Discount).options(joinedload(Discount.category)).where(Discount.id == discount_id)
+    )
+    if discount is None:
+        raise errors.NotFound()
+    return discount
+
+
+async def create_discount(session: AsyncSession, *, data: DiscountIn) -> Discount:
+    """Raises ValidationFailed (value, window, unknown category) or Conflict (the
+    code exists in any case)."""
+    discount = Discount()
+    try:
+        async with session.begin():
+            await _apply(session, discount, data.model_dump())
+            session.add(discount)
+            await session.flush()  # the unique index decides, not a prior SELECT
+    except IntegrityError as error:
+        raise errors.Conflict(
+            DISCOUNT_CODE_TAKEN, fields={"code": [DISCOUNT_CODE_TAKEN]}
+        ) from error
+    return discount
+
+
+async def update_discount(
+    session: AsyncSession, *, discount_id: int, changes: DiscountUpdate
+) -> Discount:
+    """Apply the fields that were sent. Raises NotFound, ValidationFailed or Conflict
+    (as create_discount)."""
+    try:
+        async with session.begin():
+            discount = await require_discount(session, discount_id=discount_id)
+            await _apply(session, discount, changes.model_dump(exclude_unset=True))
+            await session.flush()
+    except IntegrityError as error:
+        raise errors.Conflict(
+            DISCOUNT_CODE_TAKEN, fields={"code": [DISCOUNT_CODE_TAKEN]}
+        ) from error
+    return discount
+
+
+async def delete_discount(session: AsyncSession, *, discount_id: int) -> None:
+    """Orders that used it keep its code. Raises NotFound."""
+    async with session.begin():
+        deleted = await session.execute(delete(Discount).where(Discount.id == discount_id))
+        if deleted.rowcount == 0:  # type: ignore[attr-defined]
+            raise errors.NotFound()
+
+
+async def _apply(session: AsyncSession, discount: Discount, values: dict[str, Any]) -> None:
+    """Set API fields on the row, checking what depends on more than one field."""
+    kind = values.pop("kind", discount.kind)
+    if "value" in values:
+        discount.value = _stored_value(kind, values.pop("value"))
+    elif kind != discount.kind:  # a percent is no amount, nor the other way round
+        raise errors.ValidationFailed(fields={"value": [FieldMessage(FIELD_MESSAGES["missing"])]})
+    discount.kind = kind
+    if "code" in values:
+        values["code"] = normalize_code(values["code"])
+    if "category" in values:
+        discount.category = await resolve_category(session, values.pop("category"))
+    if "min_order_total" in values:
+        values["min_order_total_cents"] = values.pop("min_order_total")
+    for name, value in values.items():
+        setattr(discount, name, value)
+    if discount.starts_at and discount.ends_at and discount.ends_at <= discount.starts_at:
+        raise errors.ValidationFailed(fields={"ends_at": [FieldMessage(DISCOUNT_WINDOW)]})
+
+
+def _stored_value(kind: str, value: Decimal) -> int:
+    """A percent as given, an amount as cents; ValidationFailed (`fields.value`) when
+    the value does not fit the kind."""
+    if kind == PERCENT:
+        if value != value.to_integral_value() or not 1 <= value <= 100:
+            raise errors.ValidationFailed(fields={"value": [FieldMessage(DISCOUNT_PERCENT_RANGE)]})
+        return int(value)
+    cents = int(value * 100)
+    if cents <= 0:
+        raise errors.ValidationFailed(fields={"value": [FieldMessage(DISCOUNT_FIXED_AMOUNT)]})
+    return cents

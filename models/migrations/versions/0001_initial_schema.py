@@ -109,7 +109,7 @@ def upgrade() -> None:
             ["category_id"],
             ["categories.id"],
             name=op.f("fk_discounts_category_id_categories"),
-            ondelete="SET NULL",
+            ondelete="RESTRICT",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_discounts")),
         sa.UniqueConstraint("code", name=op.f("uq_discounts_code")),

@@ -1,0 +1,333 @@
+"""Catalog: categories and products, their slugs, and the cached responses showing them.
+
+Reads go through the response cache (one group, CATALOG_CACHE_GROUP); every write
+invalidates the group once its transaction has committed, so the next read shows it.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+from slugify import slugify
+from sqlalchemy import ColumnElement, delete, func, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import joinedload
+
+from app import errors
+from app.cache import ResponseCache
+from app.events import Hub
+from app.messages import CATEGORY_IN_USE, CATEGORY_UNKNOWN, SLUG_TAKEN, FieldMessage
+from app.schemas.catalog import (
+    CategoryIn,
+    CategoryOut,
+    CategoryUpdate,
+    ProductIn,
+    ProductOut,
+    ProductQuery,
+    ProductUpdate,
+)
+from app.schemas.common import Pagination
+from app.services.inventory import CATALOG_CACHE_GROUP, StockLevel, announce_stock_changes
+from models.catalog import Category, Product
+
+# Room for a "-NNN" suffix within the 120 characters of a slug column.
+SLUG_BASE_LENGTH = 110
+# Generated slugs retried after losing a race to a concurrent insert of the same one.
+SLUG_ATTEMPTS = 5
+ORDERINGS: dict[str, tuple[ColumnElement[Any], ...]] = {
+    "price": (Product.price_cents.asc(), Product.id.asc()),
+    "-price": (Product.price_cents.desc(), Product.id.desc()),
+    "name": (Product.name.asc(), Product.id.asc()),
+    "-created": (Product.created_at.desc(), Product.id.desc()),
+}
+# What a product's fields are called on the model, where it differs from the API.
+PRODUCT_COLUMNS = {"price": "price_cents"}
+
+
+@dataclass(frozen=True)
+class Listing:
+    """One page of a list: `results` are JSON-ready dicts (they may come from the cache)."""
+
+    count: int
+    results: list[dict[str, Any]]
+
+
+def cache_key(resource: str, params: Mapping[str, object]) -> str:
+    """The same key for the same request, whatever order the client sent its parameters in."""
+    present = sorted((name, str(value)) for name, value in params.items() if value is not None)
+    return f"{resource}?{urlencode(present)}"
+
+
+async def _read_through(cache: ResponseCache, key: str, load: Callable[[], Awaitable[Any]]) -> Any:
+    value = await cache.get(CATALOG_CACHE_GROUP, key)
+    if value is None:
+        value = await load()
+        await cache.set(CATALOG_CACHE_GROUP, key, value)
+    return value
+
+
+# --- categories ------------------------------------------------------------------------
+
+
+async def resolve_category(session: AsyncSession, slug: str | None) -> Category | None:
+    """The category a write refers to by slug; None for null.
+
+    Raises ValidationFailed (`fields.category`) for an unknown slug.
+    """
+    return None if slug is None else await _require_category(session, slug)
+
+
+async def _require_category(session: AsyncSession, slug: str) -> Category:
+    category = await session.scalar(select(Category).where(Category.slug == slug))
+    if category is None:
+        raise errors.ValidationFailed(fields={"category": [FieldMessage(CATEGORY_UNKNOWN)]})
+    return category
+
+
+async def category_listing(
+    session: AsyncSession, *, cache: ResponseCache, page: Pagination
+) -> Listing:
+    """Categories by name, one page, cached."""
+
+    async def load() -> dict[str, Any]:
+        count = await session.scalar(select(func.count()).select_from(Category))
+        rows = await session.scalars(
+            select(Category)
+            .order_by(Category.name, Category.id)
+            .offset(page.offset)
+            .limit(page.page_size)
+        )
+        return {
+            "count": count or 0,
+            "results": [CategoryOut.model_validate(c).model_dump(mode="json") for c in rows],
+        }
+
+    key = cache_key("categories", {"page": page.page, "page_size": page.page_size})
+    value = await _read_through(cache, key, load)
+    return Listing(count=value["count"], results=value["results"])
+
+
+async def create_category(
+    session: AsyncSession, *, cache: ResponseCache, data: CategoryIn
+) -> Category:
+    """Raises Conflict when the given slug is taken (a generated one never is)."""
+    category = Category(name=data.name)
+    async with session.begin():
+        await _insert_with_slug(session, category, requested=data.slug, name=data.name)
+    await cache.invalidate(CATALOG_CACHE_GROUP)
+    return category
+
+
+async def update_category(
+    session: AsyncSession, *, cache: ResponseCache, slug: str, changes: CategoryUpdate
+) -> Category:
+    """Raises NotFound (unknown slug) or Conflict (new slug taken)."""
+    async with session.begin():
+        category = await session.scalar(select(Category).where(Category.slug == slug))
+        if category is None:
+            raise errors.NotFound()
+        for name, value in changes.model_dump(exclude_unset=True).items():
+            setattr(category, name, value)
+        await _flush_slug(session)
+    await cache.invalidate(CATALOG_CACHE_GROUP)
+    return category
+
+
+async def delete_category(session: AsyncSession, *, cache: ResponseCache, slug: str) -> None:
+    """Its products stay, without a category. Raises NotFound, or Conflict while a
+    discount is limited to the category."""
+    try:
+        async with session.begin():
+            deleted = await session.execute(delete(Category).where(Category.slug == slug))
+            if deleted.rowcount == 0:  # type: ignore[attr-defined]
+                raise errors.NotFound()
+    except IntegrityError as error:  # the discounts' foreign key is ON DELETE RESTRICT
+        raise errors.Conflict(CATEGORY_IN_USE) from error
+    await cache.invalidate(CATALOG_CACHE_GROUP)
+
+
+# --- products --------------------------------------------------------------------------
+
+
+async def get_product(
+    session: AsyncSession, *, slug: str, include_inactive: bool = False
+) -> Product | None:
+    """The product (category loaded); None when unknown, or inactive unless asked for."""
+    product = await session.scalar(
+        select(Product).options(joinedload(Product.category)).where(Product.slug == slug)
+    )
+    if product is None or not (product.is_active or include_inactive):
+        return None
+    return product
+
+
+async def require_product(
+    session: AsyncSession, *, slug: str, include_inactive: bool = False
+) -> Product:
+    """Like get_product, but raises NotFound instead of returning None."""
+    product = await get_product(session, slug=slug, include_inactive=include_inactive)
+    if product is None:
+        raise errors.NotFound()
+    return product
+
+
+async def product_listing(
+    session: AsyncSession,
+    *,
+    cache: ResponseCache,
+    query: ProductQuery,
+    page: Pagination,
+    include_inactive: bool,
+) -> Listing:
+    """One page of products matching `query`, cached per canonical query.
+
+    Inactive products are left out unless `include_inactive` (staff). Raises
+    ValidationFailed (`fields.category`) when the category filter names no category.
+    """
+
+    async def load() -> dict[str, Any]:
+        conditions: list[ColumnElement[bool]] = []
+        if not include_inactive:
+            conditions.append(Product.is_active.is_(True))
+        if query.category is not None:
+            category = await _require_category(session, query.category)
+            conditions.append(Product.category_id == category.id)
+        if query.min_price is not None:
+            conditions.append(Product.price_cents >= query.min_price)
+        if query.max_price is not None:
+            conditions.append(Product.price_cents <= query.max_price)
+        if query.q is not None:
+            conditions.append(Product.name.icontains(query.q, autoescape=True))
+        count = await session.scalar(select(func.count()).select_from(Product).where(*conditions))
+        rows = await session.scalars(
+            select(Product)
+            .options(joinedload(Product.category))
+            .where(*conditions)
+            .order_by(*ORDERINGS[query.ordering])
+            .offset(page.offset)
+            .limit(page.page_size)
+        )
+        return {
+            "count": count or 0,
+            "results": [ProductOut.model_validate(p).model_dump(mode="json") for p in rows],
+        }
+
+    params = query.model_dump(exclude={"page", "page_size"})
+    params.update(page=page.page, page_size=page.page_size, inactive=include_inactive)
+    value = await _read_through(cache, cache_key("products", params), load)
+    return Listing(count=value["count"], results=value["results"])
+
+
+async def product_detail(
+    session: AsyncSession, *, cache: ResponseCache, slug: str, include_inactive: bool
+) -> dict[str, Any]:
+    """The product as its JSON response, cached. Raises NotFound (never cached)."""
+
+    async def load() -> dict[str, Any]:
+        product = await require_product(session, slug=slug, include_inactive=include_inactive)
+        return ProductOut.model_validate(product).model_dump(mode="json")
+
+    detail: dict[str, Any] = await _read_through(
+        cache, cache_key("product", {"slug": slug, "inactive": include_inactive}), load
+    )
+    return detail
+
+
+async def create_product(
+    session: AsyncSession, *, cache: ResponseCache, data: ProductIn
+) -> Product:
+    """Raises ValidationFailed (unknown category) or Conflict (given slug taken)."""
+    values = data.model_dump(exclude={"slug", "category", "price"})
+    async with session.begin():
+        product = Product(
+            **values,
+            price_cents=data.price,
+            category=await resolve_category(session, data.category),
+        )
+        await _insert_with_slug(session, product, requested=data.slug, name=data.name)
+    await cache.invalidate(CATALOG_CACHE_GROUP)
+    return product
+
+
+async def update_product(
+    session: AsyncSession, *, cache: ResponseCache, hub: Hub, slug: str, changes: ProductUpdate
+) -> Product:
+    """Apply the fields that were sent. A changed stock is announced to inventory
+    listeners. The slug only changes when sent (renaming keeps links working).
+
+    Raises NotFound, ValidationFailed (unknown category) or Conflict (slug taken).
+    """
+    values = changes.model_dump(exclude_unset=True)
+    async with session.begin():
+        product = await require_product(session, slug=slug, include_inactive=True)
+        if "category" in values:
+            product.category = await resolve_category(session, values.pop("category"))
+        for name, value in values.items():
+            setattr(product, PRODUCT_COLUMNS.get(name, name), value)
+        await _flush_slug(session)
+    if "stock" in values:
+        levels = [StockLevel(slug=product.slug, stock=product.stock)]
+        await announce_stock_changes(cache=cache, hub=hub, levels=levels)
+    else:
+        await cache.invalidate(CATALOG_CACHE_GROUP)
+    return product
+
+
+async def delete_product(session: AsyncSession, *, cache: ResponseCache, slug: str) -> None:
+    """Its reviews and cart lines go with it; placed orders keep their snapshots.
+    Raises NotFound."""
+    async with session.begin():
+        deleted = await session.execute(delete(Product).where(Product.slug == slug))
+        if deleted.rowcount == 0:  # type: ignore[attr-defined]
+            raise errors.NotFound()
+    await cache.invalidate(CATALOG_CACHE_GROUP)
+
+
+# --- slugs -----------------------------------------------------------------------------
+
+
+async def _flush_slug(session: AsyncSession) -> None:
+    """Flush; the slug's unique index decides, and a clash is a Conflict on `slug`."""
+    try:
+        await session.flush()
+    except IntegrityError as error:
+        raise errors.Conflict(SLUG_TAKEN, fields={"slug": [SLUG_TAKEN]}) from error
+
+
+async def _insert_with_slug(
+    session: AsyncSession, row: Category | Product, *, requested: str | None, name: str
+) -> None:
+    """Insert `row` under the `requested` slug, or under one made from `name`
+    ("Brass Desk Lamp" -> brass-desk-lamp, then brass-desk-lamp-2, ...)."""
+    if requested is not None:
+        row.slug = requested
+        session.add(row)
+        await _flush_slug(session)
+        return
+    model = type(row)
+    base = slugify(name, max_length=SLUG_BASE_LENGTH, word_boundary=True) or "item"
+    # Only a hint of where to start counting; the unique index has the last word.
+    taken = set(
+        await session.scalars(
+            select(model.slug).where(or_(model.slug == base, model.slug.startswith(f"{base}-")))
+        )
+    )
+    free = (
+        candidate
+        for candidate in (base if n == 1 else f"{base}-{n}" for n in itertools.count(1))
+        if candidate not in taken
+    )
+    for _attempt, candidate in zip(range(SLUG_ATTEMPTS), free):
+        row.slug = candidate
+        try:
+            async with session.begin_nested():
+                session.add(row)
+            return
+        except IntegrityError:
+            continue  # a concurrent insert took it since the look-up: try the next one
+    raise errors.Conflict(SLUG_TAKEN, fields={"slug": [SLUG_TAKEN]})

@@ -1,0 +1,143 @@
+"""/api/v1/categories and /api/v1/products: public (cached) reads, staff writes."""
+
+from __future__ import annotations
+
+from app.schemas.catalog import (
+    CategoryIn,
+    CategoryOut,
+    CategoryUpdate,
+    ProductIn,
+    ProductOut,
+    ProductQuery,
+    ProductUpdate,
+)
+from app.schemas.common import Page, PageParams
+from app.services import catalog
+from handlers.base import BaseHandler, endpoint
+
+
+def viewer_is_staff(handler: BaseHandler) -> bool:
+    """Staff also see inactive products (shoppers get 404 for them)."""
+    return handler.current_user is not None and bool(handler.current_user.is_staff)
+
+
+class CategoriesHandler(BaseHandler):
+    @endpoint("List categories", query=PageParams, response=Page[CategoryOut], errors=(400,))
+    async def get(self) -> None:
+        page = self.pagination()
+        async with self.ctx.sessionmaker() as session:
+            listing = await catalog.category_listing(session, cache=self.ctx.cache, page=page)
+        self.write_page(listing.results, count=listing.count, params=page)
+
+    @endpoint(
+        "Create a category",
+        body=CategoryIn,
+        response=CategoryOut,
+        status=201,
+        auth="staff",
+        errors=(400, 409),
+    )
+    async def post(self) -> None:
+        data = self.parse_body(CategoryIn)
+        async with self.ctx.sessionmaker() as session:
+            category = await catalog.create_category(session, cache=self.ctx.cache, data=data)
+        self.write_json(CategoryOut.model_validate(category), status=201)
+
+
+class CategoryHandler(BaseHandler):
+    @endpoint(
+        "Change a category",
+        body=CategoryUpdate,
+        response=CategoryOut,
+        auth="staff",
+        errors=(400, 404, 409),
+    )
+    async def patch(self, slug: str) -> None:
+        changes = self.parse_body(CategoryUpdate)
+        async with self.ctx.sessionmaker() as session:
+            category = await catalog.update_category(
+                session, cache=self.ctx.cache, slug=slug, changes=changes
+            )
+        self.write_json(CategoryOut.model_validate(category))
+
+    @endpoint(
+        "Delete a category (its products stay, uncategorised)",
+        status=204,
+        auth="staff",
+        errors=(404, 409),
+    )
+    async def delete(self, slug: str) -> None:
+        async with self.ctx.sessionmaker() as session:
+            await catalog.delete_category(session, cache=self.ctx.cache, slug=slug)
+        self.no_content()
+
+
+class ProductsHandler(BaseHandler):
+    @endpoint("List products", query=ProductQuery, response=Page[ProductOut], errors=(400,))
+    async def get(self) -> None:
+        query = self.parse_query(ProductQuery)
+        page = self.pagination()
+        async with self.ctx.sessionmaker() as session:
+            listing = await catalog.product_listing(
+                session,
+                cache=self.ctx.cache,
+                query=query,
+                page=page,
+                include_inactive=viewer_is_staff(self),
+            )
+        self.write_page(listing.results, count=listing.count, params=page)
+
+    @endpoint(
+        "Create a product",
+        body=ProductIn,
+        response=ProductOut,
+        status=201,
+        auth="staff",
+        errors=(400, 409),
+    )
+    async def post(self) -> None:
+        data = self.parse_body(ProductIn)
+        async with self.ctx.sessionmaker() as session:
+            product = await catalog.create_product(session, cache=self.ctx.cache, data=data)
+        self.write_json(ProductOut.model_validate(product), status=201)
+
+
+class ProductHandler(BaseHandler):
+    @endpoint("A product", response=ProductOut, errors=(404,))
+    async def get(self, slug: str) -> None:
+        async with self.ctx.sessionmaker() as session:
+            detail = await catalog.product_detail(
+                session, cache=self.ctx.cache, slug=slug, include_inactive=viewer_is_staff(self)
+            )
+        self.write_json(detail)
+
+    @endpoint(
+        "Change a product (stock included)",
+        body=ProductUpdate,
+        response=ProductOut,
+        auth="staff",
+        errors=(400, 404, 409),
+    )
+    async def patch(self, slug: str) -> None:
+        changes = self.parse_body(ProductUpdate)
+        async with self.ctx.sessionmaker() as session:
+            product = await catalog.update_product(
+                session, cache=self.ctx.cache, hub=self.ctx.hub, slug=slug, changes=changes
+            )
+        self.write_json(ProductOut.model_validate(product))
+
+    @endpoint("Delete a product", status=204, auth="staff", errors=(404,))
+    async def delete(self, slug: str) -> None:
+        async with self.ctx.sessionmaker() as session:
+            await catalog.delete_product(session, cache=self.ctx.cache, slug=slug)
+        self.no_content()
+
+
+SLUG = r"(?P<slug>[^/]+)"
+
+routes = [
+    (r"/api/v1/categories", CategoriesHandler, "catalog:categories"),
+    (rf"/api/v1/categories/{SLUG}", CategoryHandler, "catalog:category"),
+    (r"/api/v1/products", ProductsHandler, "catalog:products"),
+    (rf"/api/v1/products/{SLUG}", ProductHandler, "catalog:product"),
+]
