@@ -15,6 +15,7 @@ from app.events import Hub, InProcessHub
 from app.mail import MailBackend, make_mail_backend
 from app.metrics import Metrics
 from app.ratelimit import RateLimiter, make_storage
+from app.services.payments import StripeGateway, make_stripe_gateway
 
 
 @dataclass
@@ -28,6 +29,7 @@ class AppContext:
     metrics: Metrics
     mailer: MailBackend
     redis: Redis | None
+    stripe: StripeGateway | None = None  # None when STRIPE_SECRET_KEY is unset
 
     async def close(self) -> None:
         await self.hub.close()
@@ -35,6 +37,8 @@ class AppContext:
         if self.redis is not None:
             await self.redis.aclose()
         await self.engine.dispose()
+        if self.stripe is not None:
+            await self.stripe.close()
 
 
 def create_context(settings: Settings) -> AppContext:
@@ -51,4 +55,5 @@ def create_context(settings: Settings) -> AppContext:
         metrics=Metrics(),
         mailer=make_mail_backend(settings),
         redis=redis,
+        stripe=make_stripe_gateway(settings),
     )

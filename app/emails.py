@@ -31,3 +31,16 @@ VERIFY_EMAIL = MailTemplate(
         "The code expires in {hours} hours.\n"
     ),
 )
+
+ORDER_CONFIRMATION = MailTemplate(
+    subject=N_("We received your order #{order_id}"),
+    body=N_(
+        "Hello {name},\n\n"
+        "Thank you for your order #{order_id}. It is reserved for you until it is paid.\n\n"
+        "{items}\n\n"
+        "Subtotal: {subtotal}\n"
+        "Discount: {discount}\n"
+        "Total: {total}\n\n"
+        "Shipping to:\n{address}\n"
+    ),
+)

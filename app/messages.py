@@ -90,3 +90,19 @@ DISCOUNT_WINDOW = N_("The end must come after the start.")
 REVIEW_EXISTS = N_("You have already reviewed this product.")
 # Raised by app.schemas.catalog.reject_null for PATCH fields that cannot be cleared.
 FIELD_MESSAGES["not_nullable"] = N_("This field cannot be null.")
+
+
+# Checkout: cart, orders and payments (app/services/cart.py, orders.py, payments.py).
+CART_LINE_LIMIT = N_("A cart holds at most {max} of each product.")
+CART_MIXED_CURRENCY = N_(
+    "Your cart holds products priced in {currency}; order them before adding products "
+    "priced in another currency."
+)
+CART_MIXED_CURRENCIES = N_("Your cart mixes currencies ({currencies}); an order is paid in one.")
+CART_EMPTY = N_("Your cart is empty.")
+COUNTRY_INVALID = N_("Enter an ISO 3166-1 alpha-2 country code, such as DE.")
+FIELD_MESSAGES["country_code"] = COUNTRY_INVALID
+IDEMPOTENCY_KEY_INVALID = N_("The Idempotency-Key header must have 1 to 255 characters.")
+ORDER_STATUS_CONFLICT = N_("An order that is {current} cannot become {target}.")
+ORDER_NOT_PAYABLE = N_("Only an order awaiting payment can be paid.")
+STRIPE_SIGNATURE_INVALID = N_("The Stripe signature is missing or invalid.")

@@ -9,6 +9,7 @@ from tornado.routing import URLSpec
 
 from handlers import accounts, ops
 from handlers import catalog, discounts, reviews
+from handlers import cart, orders, payments
 
 # Every module's routes, in matching order.
 ROUTES: list[tuple[Any, ...]] = [
@@ -17,6 +18,9 @@ ROUTES: list[tuple[Any, ...]] = [
     *catalog.routes,
     *discounts.routes,
     *reviews.routes,
+    *cart.routes,
+    *orders.routes,
+    *payments.routes,
 ]
 
 

@@ -14,7 +14,7 @@ import structlog
 from tornado.ioloop import PeriodicCallback
 
 from app.context import AppContext
-from tasks import mail, tokens
+from tasks import carts, mail, orders, tokens
 
 log = structlog.get_logger(__name__)
 
@@ -29,6 +29,8 @@ class PeriodicTask:
 TASKS: list[PeriodicTask] = [
     PeriodicTask("send-mail", 5, mail.send_mail),
     PeriodicTask("purge-tokens", 3600, tokens.purge_tokens),
+    PeriodicTask("purge-carts", 3600, carts.purge_carts),
+    PeriodicTask("expire-orders", 60, orders.expire_orders),
 ]
 
 

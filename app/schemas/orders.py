@@ -1,0 +1,139 @@
+"""Request and response models for /api/v1/orders and payments."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, cast
+
+import babel
+from pydantic import AfterValidator, BaseModel, Field, RootModel
+from pydantic_core import PydanticCustomError
+
+from app.schemas.common import MoneyOut, RequestModel, UtcDatetime
+from models.orders import Order, OrderEvent
+
+# CLDR (through Babel) knows every ISO 3166-1 alpha-2 code plus a few of its own:
+# exceptionally reserved codes (AC CP CQ DG EA IC TA), groupings (EU EZ QO UN) and
+# user-assigned or unknown ones (XA XB XK ZZ). Those are not countries to ship to.
+_NOT_ISO_3166_1 = frozenset("AC CP CQ DG EA IC TA EU EZ QO UN XA XB XK ZZ".split())
+COUNTRY_CODES = frozenset(
+    code
+    for code in babel.Locale("en").territories
+    if isinstance(code, str) and len(code) == 2 and code.isalpha() and code not in _NOT_ISO_3166_1
+)
+
+OrderStatus = Literal[
+    "pending_payment",
+    "paid",
+    "processing",
+    "shipped",
+    "delivered",
+    "payment_failed",
+    "cancelled",
+    "expired",
+    "refunded",
+]
+
+
+def _country_code(value: str) -> str:
+    code = value.upper()
+    if code not in COUNTRY_CODES:
+        raise PydanticCustomError("country_code", "not an ISO 3166-1 alpha-2 code")
+    return code
+
+
+class ShippingAddress(RequestModel):
+    name: str = Field(min_length=1, max_length=150)
+    line1: str = Field(min_length=1, max_length=200)
+    line2: str | None = Field(default=None, max_length=200)
+    city: str = Field(min_length=1, max_length=100)
+    postal_code: str = Field(min_length=1, max_length=20)
+    country: Annotated[
+        str,
+        Field(min_length=2, max_length=2, description="ISO 3166-1 alpha-2, e.g. DE"),
+        AfterValidator(_country_code),
+    ]
+
+
+class OrderCreate(RequestModel):
+    shipping_address: ShippingAddress
+    discount_code: str | None = Field(default=None, min_length=1, max_length=50)
+
+
+class OrderStatusUpdate(RequestModel):
+    status: OrderStatus
+
+
+class OrderItemOut(BaseModel):
+    product: str
+    name: str
+    unit_price: MoneyOut
+    quantity: int
+    line_total: MoneyOut
+
+
+class AddressOut(BaseModel):
+    name: str
+    line1: str
+    line2: str | None = None
+    city: str
+    postal_code: str
+    country: str
+
+
+class OrderOut(BaseModel):
+    id: int
+    status: OrderStatus
+    items: list[OrderItemOut]
+    subtotal: MoneyOut
+    discount_code: str | None
+    discount_total: MoneyOut
+    total: MoneyOut
+    currency: str
+    shipping_address: AddressOut
+    created_at: UtcDatetime
+    updated_at: UtcDatetime
+
+    @classmethod
+    def of(cls, order: Order) -> OrderOut:
+        """`order` with its items loaded."""
+        return cls(
+            id=order.id,
+            status=cast(OrderStatus, order.status),
+            items=[
+                OrderItemOut(
+                    product=item.product_slug,
+                    name=item.name,
+                    unit_price=item.unit_price_cents,
+                    quantity=item.quantity,
+                    line_total=item.unit_price_cents * item.quantity,
+                )
+                for item in order.items
+            ],
+            subtotal=order.subtotal_cents,
+            discount_code=order.discount_code,
+            discount_total=order.discount_total_cents,
+            total=order.total_cents,
+            currency=order.currency,
+            shipping_address=AddressOut.model_validate(order.shipping_address),
+            created_at=order.created_at,
+            updated_at=order.updated_at,
+        )
+
+
+class OrderEventOut(BaseModel):
+    id: int
+    status: OrderStatus
+    at: UtcDatetime
+
+    @classmethod
+    def of(cls, event: OrderEvent) -> OrderEventOut:
+        return cls(id=event.id, status=cast(OrderStatus, event.status), at=event.created_at)
+
+
+class PaymentOut(BaseModel):
+    client_secret: str
+    payment_intent_id: str
+
+
+class OrderTimelineOut(RootModel[list[OrderEventOut]]):
+    """The order's status changes, oldest first."""

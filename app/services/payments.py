@@ -1,0 +1,222 @@
+"""Stripe payments: PaymentIntents for orders, refunds, and the webhook that moves orders.
+
+The SDK's async client (httpx) is built once per process; no Stripe call ever runs
+inside a database transaction. A webhook event is recorded (its id is the primary key
+of `stripe_events`) in the same transaction as the change it causes, so a redelivery,
+even one racing the first, applies nothing twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import stripe
+import structlog
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app import errors
+from app.cache import ResponseCache
+from app.config import Settings
+from app.db import retry_on_deadlock
+from app.events import Hub
+from app.messages import ORDER_NOT_PAYABLE, STRIPE_SIGNATURE_INVALID
+from app.services import orders
+from models.accounts import User
+from models.base import utcnow
+from models.orders import Order, StripeEvent
+
+log = structlog.get_logger(__name__)
+
+# Webhook event type -> the order status it leads to.
+EVENT_STATUSES = {
+    "payment_intent.succeeded": orders.PAID,
+    "payment_intent.payment_failed": orders.PAYMENT_FAILED,
+    "payment_intent.canceled": orders.PAYMENT_FAILED,
+    "charge.refunded": orders.REFUNDED,
+}
+
+
+@dataclass(frozen=True)
+class PaymentStart:
+    client_secret: str
+    payment_intent_id: str
+
+
+class StripeGateway:
+    """The process's Stripe client. Stripe errors surface as PaymentsUnavailable."""
+
+    def __init__(self, secret_key: str, api_base: str | None = None) -> None:
+        self._http = stripe.HTTPXClient()
+        self._client = stripe.StripeClient(
+            secret_key,
+            base_addresses={"api": api_base} if api_base else {},
+            http_client=self._http,
+        )
+
+    async def create_payment_intent(self, order: Order) -> PaymentStart:
+        """A PaymentIntent for the order's total. Asking again for the same order
+        returns the same intent (Stripe keeps idempotency keys for a day)."""
+        try:
+            intent = await self._client.v1.payment_intents.create_async(
+                params={
+                    "amount": order.total_cents,
+                    "currency": order.currency.lower(),
+                    "metadata": {"order_id": str(order.id)},
+                },
+                # The creation time keeps keys unique across databases that reuse ids.
+                options={"idempotency_key": f"order-{order.id}-{order.created_at:%Y%m%d%H%M%S%f}"},
+            )
+        except stripe.StripeError as error:
+            log.error("stripe_request_failed", action="payment_intent", error=str(error))
+            raise errors.PaymentsUnavailable() from error
+        if intent.client_secret is None:
+            raise errors.PaymentsUnavailable()
+        return PaymentStart(client_secret=intent.client_secret, payment_intent_id=intent.id)
+
+    async def refund(self, *, payment_intent_id: str) -> None:
+        """Refund the whole payment; asking twice refunds once."""
+        try:
+            await self._client.v1.refunds.create_async(
+                params={"payment_intent": payment_intent_id},
+                options={"idempotency_key": f"refund-{payment_intent_id}"},
+            )
+        except stripe.StripeError as error:
+            log.error("stripe_request_failed", action="refund", error=str(error))
+            raise errors.PaymentsUnavailable() from error
+
+    async def close(self) -> None:
+        await self._http.close_async()  # type: ignore[no-untyped-call]  # untyped in the SDK
+
+
+def make_stripe_gateway(settings: Settings) -> StripeGateway | None:
+    """The gateway, or None when STRIPE_SECRET_KEY is not set (payments unavailable)."""
+    if settings.stripe_secret_key is None:
+        return None
+    return StripeGateway(settings.stripe_secret_key.get_secret_value(), settings.stripe_api_base)
+
+
+async def start_payment(
+    session: AsyncSession, *, order_id: int, user: User, gateway: StripeGateway | None
+) -> PaymentStart:
+    """Create (or fetch again) the PaymentIntent of the user's own pending order.
+
+    Raises PaymentsUnavailable (no gateway, Stripe failing), NotFound (not the user's
+    order) or Conflict (the order is not awaiting payment).
+    """
+    if gateway is None:
+        raise errors.PaymentsUnavailable()
+    async with session.begin():
+        order = await session.get(Order, order_id)
+        if order is None or order.user_id != user.id:
+            raise errors.NotFound()
+        if order.status != orders.PENDING_PAYMENT:
+            raise errors.Conflict(ORDER_NOT_PAYABLE)
+    payment = await gateway.create_payment_intent(order)
+    async with session.begin():
+        await session.execute(
+            update(Order)
+            .where(Order.id == order_id)
+            .values(payment_intent_id=payment.payment_intent_id)
+            .execution_options(synchronize_session=False)
+        )
+    return payment
+
+
+async def handle_stripe_webhook(
+    session: AsyncSession,
+    *,
+    payload: bytes,
+    signature: str | None,
+    settings: Settings,
+    gateway: StripeGateway | None,
+    hub: Hub,
+    cache: ResponseCache,
+    now: datetime | None = None,
+) -> None:
+    """Verify a webhook delivery and apply it once.
+
+    Raises PaymentsUnavailable without STRIPE_WEBHOOK_SECRET and ValidationFailed for
+    a missing or bad signature (checked before the body is parsed). Unhandled event
+    types, replays and events that no longer apply are logged and accepted.
+    """
+    if settings.stripe_webhook_secret is None:
+        raise errors.PaymentsUnavailable()
+    try:
+        event = stripe.Webhook.construct_event(
+            payload, signature, settings.stripe_webhook_secret.get_secret_value()
+        )
+    except (stripe.SignatureVerificationError, ValueError) as error:
+        raise errors.ValidationFailed(STRIPE_SIGNATURE_INVALID) from error
+    body: dict[str, Any] = event.to_dict()
+    event_id, event_type = str(body.get("id")), str(body.get("type"))
+    target = EVENT_STATUSES.get(event_type)
+    if target is None:
+        log.warning("stripe_event_unhandled", event_type=event_type, event_id=event_id)
+        return
+    payment: dict[str, Any] = body.get("data", {}).get("object", {})
+    if event_type == "charge.refunded" and not payment.get("refunded", False):
+        log.info("stripe_partial_refund_ignored", event_id=event_id)
+        return
+    now = now or utcnow()
+
+    async def apply() -> tuple[orders.StatusChange | None, bool]:
+        """(the change, whether the order is past the point this event could move it)"""
+        async with session.begin():
+            session.add(StripeEvent(id=event_id, type=event_type, received_at=now))
+            await session.flush()  # a replayed event id fails here, before any change
+            order_id = await _order_id(session, payment)
+            try:
+                change = await orders.apply_transition(
+                    session, order_id=order_id, target=target, now=now
+                )
+            except errors.NotFound:
+                log.warning("stripe_event_without_order", event_id=event_id, event_type=event_type)
+                return None, False
+            except errors.Conflict:
+                log.warning(
+                    "stripe_event_too_late",
+                    event_id=event_id,
+                    event_type=event_type,
+                    order_id=order_id,
+                )
+                return None, True
+            return change, False
+
+    try:
+        change, too_late = await retry_on_deadlock(apply)
+    except IntegrityError:  # the event id is the only unique key `apply` inserts
+        log.info("stripe_event_replayed", event_id=event_id, event_type=event_type)
+        return
+    await orders.announce([change], hub=hub, cache=cache)
+    if too_late and target == orders.PAID:
+        # The money arrived for an order that expired, failed or was cancelled meanwhile:
+        # its stock is gone back, so the payment goes back too.
+        await _refund_late_payment(gateway, str(payment.get("id", "")), event_id)
+
+
+async def _order_id(session: AsyncSession, payment: dict[str, Any]) -> int:
+    """From `metadata.order_id`; a charge without it is matched by its PaymentIntent.
+    0 (no such order) when neither leads anywhere."""
+    order_id = str((payment.get("metadata") or {}).get("order_id", ""))
+    if order_id.isdigit() and len(order_id) <= 18:
+        return int(order_id)
+    intent = payment.get("payment_intent")
+    if not isinstance(intent, str):
+        return 0
+    found = await session.scalar(select(Order.id).where(Order.payment_intent_id == intent))
+    return found or 0
+
+
+async def _refund_late_payment(
+    gateway: StripeGateway | None, payment_intent_id: str, event_id: str
+) -> None:
+    try:
+        if gateway is None:
+            raise errors.PaymentsUnavailable()
+        await gateway.refund(payment_intent_id=payment_intent_id)
+    except errors.PaymentsUnavailable:
+        log.error("late_payment_not_refunded", event_id=event_id, payment_intent=payment_intent_id)

@@ -1,0 +1,160 @@
+"""/api/v1/orders: checkout, the user's orders, cancellation, payment and staff updates."""
+
+from __future__ import annotations
+
+from app import errors
+from app.messages import IDEMPOTENCY_KEY_INVALID, FieldMessage
+from app.schemas.common import Page, PageParams
+from app.schemas.orders import (
+    OrderCreate,
+    OrderEventOut,
+    OrderOut,
+    OrderStatusUpdate,
+    OrderTimelineOut,
+    PaymentOut,
+)
+from app.services import orders, payments
+from handlers.base import BaseHandler, endpoint
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+MAX_IDEMPOTENCY_KEY = 255  # the column's size
+
+
+class OrdersHandler(BaseHandler):
+    @endpoint(
+        "The user's orders, newest first",
+        query=PageParams,
+        response=Page[OrderOut],
+        auth="user",
+        errors=(400,),
+    )
+    async def get(self) -> None:
+        page = self.pagination()
+        async with self.ctx.sessionmaker() as session:
+            found, count = await orders.list_orders(
+                session, user_id=self.require_user().id, page=page
+            )
+        self.write_page([OrderOut.of(order) for order in found], count=count, params=page)
+
+    @endpoint(
+        "Order the cart (201; 200 with the earlier order when the Idempotency-Key was used)",
+        body=OrderCreate,
+        response=OrderOut,
+        status=201,
+        auth="user",
+        errors=(400, 409),
+    )
+    async def post(self) -> None:
+        data = self.parse_body(OrderCreate)
+        async with self.ctx.sessionmaker() as session:
+            placed = await orders.create_order_from_cart(
+                session,
+                user=self.require_user(),
+                shipping_address=data.shipping_address.model_dump(),
+                discount_code=data.discount_code,
+                idempotency_key=self.idempotency_key(),
+                hub=self.ctx.hub,
+                cache=self.ctx.cache,
+            )
+        self.write_json(OrderOut.of(placed.order), status=201 if placed.created else 200)
+
+    def idempotency_key(self) -> str | None:
+        key = self.request.headers.get(IDEMPOTENCY_HEADER)
+        if key is not None and not 0 < len(key.strip()) <= MAX_IDEMPOTENCY_KEY:
+            raise errors.ValidationFailed(
+                fields={IDEMPOTENCY_HEADER: [FieldMessage(IDEMPOTENCY_KEY_INVALID)]}
+            )
+        return key.strip() if key is not None else None
+
+
+class OrderHandler(BaseHandler):
+    @endpoint("An order (own, or any for staff)", response=OrderOut, auth="user", errors=(404,))
+    async def get(self, order_id: str) -> None:
+        async with self.ctx.sessionmaker() as session:
+            order = await orders.get_order(
+                session, order_id=int(order_id), user=self.require_user()
+            )
+        self.write_json(OrderOut.of(order))
+
+
+class OrderEventsHandler(BaseHandler):
+    @endpoint("The order's status timeline", response=OrderTimelineOut, auth="user", errors=(404,))
+    async def get(self, order_id: str) -> None:
+        async with self.ctx.sessionmaker() as session:
+            events = await orders.get_order_events(
+                session, order_id=int(order_id), user=self.require_user()
+            )
+        self.write_json(OrderTimelineOut([OrderEventOut.of(event) for event in events]))
+
+
+class OrderCancelHandler(BaseHandler):
+    @endpoint(
+        "Cancel an order (idempotent; a paid order is refunded)",
+        response=OrderOut,
+        auth="user",
+        errors=(404, 409),
+    )
+    async def post(self, order_id: str) -> None:
+        async with self.ctx.sessionmaker() as session:
+            order = await orders.cancel_order(
+                session,
+                order_id=int(order_id),
+                user=self.require_user(),
+                refunds=self.ctx.stripe,
+                hub=self.ctx.hub,
+                cache=self.ctx.cache,
+            )
+        self.write_json(OrderOut.of(order))
+
+
+class OrderPayHandler(BaseHandler):
+    @endpoint(
+        "Start paying an order (a Stripe PaymentIntent)",
+        response=PaymentOut,
+        auth="user",
+        errors=(404, 409, 503),
+    )
+    async def post(self, order_id: str) -> None:
+        async with self.ctx.sessionmaker() as session:
+            payment = await payments.start_payment(
+                session, order_id=int(order_id), user=self.require_user(), gateway=self.ctx.stripe
+            )
+        self.write_json(
+            PaymentOut(
+                client_secret=payment.client_secret, payment_intent_id=payment.payment_intent_id
+            )
+        )
+
+
+class OrderStatusHandler(BaseHandler):
+    @endpoint(
+        "Move a paid order along processing, shipped, delivered",
+        body=OrderStatusUpdate,
+        response=OrderOut,
+        auth="staff",
+        errors=(400, 404, 409),
+    )
+    async def patch(self, order_id: str) -> None:
+        data = self.parse_body(OrderStatusUpdate)
+        async with self.ctx.sessionmaker() as session:
+            order = await orders.update_status(
+                session,
+                order_id=int(order_id),
+                status=data.status,
+                hub=self.ctx.hub,
+                cache=self.ctx.cache,
+            )
+        self.write_json(OrderOut.of(order))
+
+
+# Up to 18 digits: every id fits a 64-bit integer; longer ones are simply unknown (404).
+ORDER_ID = r"(?P<order_id>[0-9]{1,18})"
+
+routes = [
+    (r"/api/v1/orders", OrdersHandler, "orders:list"),
+    (rf"/api/v1/orders/{ORDER_ID}", OrderHandler, "orders:detail"),
+    (rf"/api/v1/orders/{ORDER_ID}/events", OrderEventsHandler, "orders:events"),
+    (rf"/api/v1/orders/{ORDER_ID}/cancel", OrderCancelHandler, "orders:cancel"),
+    (rf"/api/v1/orders/{ORDER_ID}/pay", OrderPayHandler, "orders:pay"),
+    (rf"/api/v1/orders/{ORDER_ID}/status", OrderStatusHandler, "orders:status"),
+]

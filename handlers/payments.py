@@ -1,0 +1,27 @@
+"""/api/v1/payments/stripe/webhook: Stripe's notifications about payments."""
+
+from __future__ import annotations
+
+from app.services import payments
+from handlers.base import BaseHandler, endpoint
+
+
+class StripeWebhookHandler(BaseHandler):
+    @endpoint("Stripe webhook (signed with STRIPE_WEBHOOK_SECRET)", status=200, errors=(400, 503))
+    async def post(self) -> None:
+        async with self.ctx.sessionmaker() as session:
+            await payments.handle_stripe_webhook(
+                session,
+                payload=self.request.body,
+                signature=self.request.headers.get("Stripe-Signature"),
+                settings=self.ctx.settings,
+                gateway=self.ctx.stripe,
+                hub=self.ctx.hub,
+                cache=self.ctx.cache,
+            )
+        self.write_json({"received": True})
+
+
+routes = [
+    (r"/api/v1/payments/stripe/webhook", StripeWebhookHandler, "payments:stripe-webhook"),
+]

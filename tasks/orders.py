@@ -1,0 +1,17 @@
+"""Unpaid-order expiry: orders still unpaid after ORDER_PAYMENT_TIMEOUT release their stock."""
+
+from __future__ import annotations
+
+from app.context import AppContext
+from app.services.orders import expire_unpaid_orders
+
+
+async def expire_orders(ctx: AppContext) -> dict[str, int]:
+    async with ctx.sessionmaker() as session:
+        expired = await expire_unpaid_orders(
+            session,
+            timeout_seconds=ctx.settings.order_payment_timeout,
+            hub=ctx.hub,
+            cache=ctx.cache,
+        )
+    return {"expired": expired} if expired else {}
