@@ -30,6 +30,7 @@ locale/%/LC_MESSAGES/shop.mo: locale/%/LC_MESSAGES/shop.po $(STAMP)
 
 run: $(STAMP) $(MO_FILES) $(DEV_KEY_FILE)
 	DEBUG=$${DEBUG:-true} SECRET_KEY=$${SECRET_KEY:-$$(cat $(DEV_KEY_FILE))} $(BIN)/python -m app migrate
+	DEBUG=$${DEBUG:-true} SECRET_KEY=$${SECRET_KEY:-$$(cat $(DEV_KEY_FILE))} $(BIN)/python -m app seed-demo
 	DEBUG=$${DEBUG:-true} SECRET_KEY=$${SECRET_KEY:-$$(cat $(DEV_KEY_FILE))} $(BIN)/python -m app serve
 
 test: $(STAMP) $(MO_FILES)

@@ -50,6 +50,23 @@ async def _create_staff(ctx: AppContext, email: str) -> str:
     return f"staff user {user.email} ready"
 
 
+async def _seed_demo(ctx: AppContext) -> str:
+    from app.services.demo import seed_demo
+
+    async with ctx.sessionmaker() as session:
+        report = await seed_demo(session, cache=ctx.cache)
+    lines = [
+        f"demo catalogue: {report.categories} categories, {report.products} products and "
+        f"{report.discounts} discounts added (what already existed was kept)"
+    ]
+    lines += [
+        f"created {email} with password {password}" for email, password in report.new_users.items()
+    ]
+    if not report.new_users:
+        lines.append("demo users already exist; their passwords were printed when they were made")
+    return "\n".join(lines)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from tasks import TASKS
 
@@ -62,6 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"create or promote a staff user (password: ${STAFF_PASSWORD_VARIABLE} or a prompt)",
     )
     staff.add_argument("--email", required=True)
+    commands.add_parser(
+        "seed-demo", help="add the demo catalogue, discounts and users (idempotent)"
+    )
     for task in TASKS:
         commands.add_parser(task.name, help=f"run the periodic task '{task.name}' once")
     return parser
@@ -101,6 +121,9 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
             ]
             print("password refused: " + " ".join(problems), file=sys.stderr)
             return 1
+        return 0
+    if args.command == "seed-demo":
+        print(asyncio.run(_with_context(settings, _seed_demo)))
         return 0
     task = next(task for task in TASKS if task.name == args.command)
     print(asyncio.run(_with_context(settings, task.run)) or "nothing to do")

@@ -1,0 +1,66 @@
+"""seed-demo: a demo catalogue that a second run leaves as it is."""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import func, select
+
+from app.context import AppContext
+from app.services.demo import SHOPPER_EMAIL, STAFF_EMAIL, seed_demo
+from models.accounts import User
+from models.catalog import Category, Discount, Product
+from tests.client import ApiClient
+from tests.test_cli import run_cli
+
+
+async def row_counts(ctx: AppContext) -> list[int]:
+    async with ctx.sessionmaker() as session:
+        return [
+            await session.scalar(select(func.count()).select_from(model)) or 0
+            for model in (Category, Product, Discount, User)
+        ]
+
+
+async def test_seeding_twice_adds_the_catalogue_once_and_keeps_edits(ctx: AppContext) -> None:
+    async with ctx.sessionmaker() as session:
+        first = await seed_demo(session, cache=ctx.cache)
+    assert (first.categories, first.products, first.discounts) == (5, 50, 2)
+    assert set(first.new_users) == {STAFF_EMAIL, SHOPPER_EMAIL}
+    async with ctx.sessionmaker() as session, session.begin():
+        lamp = await session.scalar(select(Product).where(Product.slug == "brass-desk-lamp"))
+        assert lamp is not None
+        lamp.price_cents = 1
+
+    async with ctx.sessionmaker() as session:
+        second = await seed_demo(session, cache=ctx.cache)
+    assert (second.categories, second.products, second.discounts, second.new_users) == (
+        0,
+        0,
+        0,
+        {},
+    )
+    assert await row_counts(ctx) == [5, 50, 2, 2]
+    async with ctx.sessionmaker() as session:
+        lamp = await session.scalar(select(Product).where(Product.slug == "brass-desk-lamp"))
+        assert lamp is not None and lamp.price_cents == 1
+
+
+async def test_seed_demo_prints_credentials_that_log_in(client: ApiClient, ctx: AppContext) -> None:
+    result = run_cli(ctx, "seed-demo")
+    assert result.returncode == 0, result.stderr
+    credentials = dict(re.findall(r"created (\S+) with password (\S+)", result.stdout))
+    assert set(credentials) == {STAFF_EMAIL, SHOPPER_EMAIL}
+    for email, staff in ((STAFF_EMAIL, True), (SHOPPER_EMAIL, False)):
+        login = await client.post(
+            "auth:login", json={"email": email, "password": credentials[email]}
+        )
+        assert login.status == 200, login.body
+        me = await client.get("auth:me", token=login.json()["access_token"])
+        assert me.json()["is_staff"] is staff
+    products = await client.get("catalog:products", query="category=lighting")
+    assert products.json()["count"] == 10
+
+    again = run_cli(ctx, "seed-demo")
+    assert again.returncode == 0, again.stderr
+    assert "created" not in again.stdout
