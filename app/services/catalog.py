@@ -6,22 +6,21 @@ invalidates the group once its transaction has committed, so the next read shows
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlencode
 
-from slugify import slugify
-from sqlalchemy import ColumnElement, delete, func, or_, select
+from sqlalchemy import ColumnElement, Select, delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
+from sqlalchemy.orm.interfaces import ORMOption
 
 from app import errors
 from app.cache import ResponseCache
 from app.events import Hub
-from app.messages import CATEGORY_IN_USE, CATEGORY_UNKNOWN, SLUG_TAKEN, FieldMessage
+from app.messages import CATEGORY_IN_USE, CATEGORY_UNKNOWN, FieldMessage
 from app.schemas.catalog import (
     CategoryIn,
     CategoryOut,
@@ -33,18 +32,16 @@ from app.schemas.catalog import (
 )
 from app.schemas.common import Pagination
 from app.services.inventory import CATALOG_CACHE_GROUP, StockLevel, announce_stock_changes
+from app.services.slugs import flush_slug, insert_with_slug
 from models.catalog import Category, Product
 
-# Room for a "-NNN" suffix within the 120 characters of a slug column.
-SLUG_BASE_LENGTH = 110
-# Generated slugs retried after losing a race to a concurrent insert of the same one.
-SLUG_ATTEMPTS = 5
 ORDERINGS: dict[str, tuple[ColumnElement[Any], ...]] = {
     "price": (Product.price_cents.asc(), Product.id.asc()),
     "-price": (Product.price_cents.desc(), Product.id.desc()),
     "name": (Product.name.asc(), Product.id.asc()),
     "-created": (Product.created_at.desc(), Product.id.desc()),
 }
+T = TypeVar("T")
 # What a product's fields are called on the model, where it differs from the API.
 PRODUCT_COLUMNS = {"price": "price_cents"}
 
@@ -71,6 +68,20 @@ async def _read_through(cache: ResponseCache, key: str, load: Callable[[], Await
     return value
 
 
+async def fetch_page(
+    session: AsyncSession, statement: Select[T], page: Pagination, *loaders: ORMOption
+) -> tuple[list[T], int]:
+    """One page of `statement` (filtered and ordered; `loaders` applied to the page
+    only) and how many rows the whole statement has."""
+    count = await session.scalar(
+        select(func.count()).select_from(statement.order_by(None).subquery())
+    )
+    rows = await session.scalars(
+        statement.options(*loaders).offset(page.offset).limit(page.page_size)
+    )
+    return list(rows), count or 0
+
+
 # --- categories ------------------------------------------------------------------------
 
 
@@ -95,15 +106,11 @@ async def category_listing(
     """Categories by name, one page, cached."""
 
     async def load() -> dict[str, Any]:
-        count = await session.scalar(select(func.count()).select_from(Category))
-        rows = await session.scalars(
-            select(Category)
-            .order_by(Category.name, Category.id)
-            .offset(page.offset)
-            .limit(page.page_size)
+        rows, count = await fetch_page(
+            session, select(Category).order_by(Category.name, Category.id), page
         )
         return {
-            "count": count or 0,
+            "count": count,
             "results": [CategoryOut.model_validate(c).model_dump(mode="json") for c in rows],
         }
 
@@ -118,7 +125,7 @@ async def create_category(
     """Raises Conflict when the given slug is taken (a generated one never is)."""
     category = Category(name=data.name)
     async with session.begin():
-        await _insert_with_slug(session, category, requested=data.slug, name=data.name)
+        await insert_with_slug(session, category, requested=data.slug, name=data.name)
     await cache.invalidate(CATALOG_CACHE_GROUP)
     return category
 
@@ -133,7 +140,7 @@ async def update_category(
             raise errors.NotFound()
         for name, value in changes.model_dump(exclude_unset=True).items():
             setattr(category, name, value)
-        await _flush_slug(session)
+        await flush_slug(session)
     await cache.invalidate(CATALOG_CACHE_GROUP)
     return category
 
@@ -203,17 +210,14 @@ async def product_listing(
             conditions.append(Product.price_cents <= query.max_price)
         if query.q is not None:
             conditions.append(Product.name.icontains(query.q, autoescape=True))
-        count = await session.scalar(select(func.count()).select_from(Product).where(*conditions))
-        rows = await session.scalars(
-            select(Product)
-            .options(joinedload(Product.category))
-            .where(*conditions)
-            .order_by(*ORDERINGS[query.ordering])
-            .offset(page.offset)
-            .limit(page.page_size)
+        rows, count = await fetch_page(
+            session,
+            select(Product).where(*conditions).order_by(*ORDERINGS[query.ordering]),
+            page,
+            joinedload(Product.category),
         )
         return {
-            "count": count or 0,
+            "count": count,
             "results": [ProductOut.model_validate(p).model_dump(mode="json") for p in rows],
         }
 
@@ -249,7 +253,7 @@ async def create_product(
             price_cents=data.price,
             category=await resolve_category(session, data.category),
         )
-        await _insert_with_slug(session, product, requested=data.slug, name=data.name)
+        await insert_with_slug(session, product, requested=data.slug, name=data.name)
     await cache.invalidate(CATALOG_CACHE_GROUP)
     return product
 
@@ -269,7 +273,7 @@ async def update_product(
             product.category = await resolve_category(session, values.pop("category"))
         for name, value in values.items():
             setattr(product, PRODUCT_COLUMNS.get(name, name), value)
-        await _flush_slug(session)
+        await flush_slug(session)
     if "stock" in values:
         levels = [StockLevel(slug=product.slug, stock=product.stock)]
         await announce_stock_changes(cache=cache, hub=hub, levels=levels)
@@ -286,48 +290,3 @@ async def delete_product(session: AsyncSession, *, cache: ResponseCache, slug: s
         if deleted.rowcount == 0:  # type: ignore[attr-defined]
             raise errors.NotFound()
     await cache.invalidate(CATALOG_CACHE_GROUP)
-
-
-# --- slugs -----------------------------------------------------------------------------
-
-
-async def _flush_slug(session: AsyncSession) -> None:
-    """Flush; the slug's unique index decides, and a clash is a Conflict on `slug`."""
-    try:
-        await session.flush()
-    except IntegrityError as error:
-        raise errors.Conflict(SLUG_TAKEN, fields={"slug": [SLUG_TAKEN]}) from error
-
-
-async def _insert_with_slug(
-    session: AsyncSession, row: Category | Product, *, requested: str | None, name: str
-) -> None:
-    """Insert `row` under the `requested` slug, or under one made from `name`
-    ("Brass Desk Lamp" -> brass-desk-lamp, then brass-desk-lamp-2, ...)."""
-    if requested is not None:
-        row.slug = requested
-        session.add(row)
-        await _flush_slug(session)
-        return
-    model = type(row)
-    base = slugify(name, max_length=SLUG_BASE_LENGTH, word_boundary=True) or "item"
-    # Only a hint of where to start counting; the unique index has the last word.
-    taken = set(
-        await session.scalars(
-            select(model.slug).where(or_(model.slug == base, model.slug.startswith(f"{base}-")))
-        )
-    )
-    free = (
-        candidate
-        for candidate in (base if n == 1 else f"{base}-{n}" for n in itertools.count(1))
-        if candidate not in taken
-    )
-    for _attempt, candidate in zip(range(SLUG_ATTEMPTS), free):
-        row.slug = candidate
-        try:
-            async with session.begin_nested():
-                session.add(row)
-            return
-        except IntegrityError:
-            continue  # a concurrent insert took it since the look-up: try the next one
-    raise errors.Conflict(SLUG_TAKEN, fields={"slug": [SLUG_TAKEN]})

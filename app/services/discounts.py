@@ -12,7 +12,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
@@ -35,7 +35,7 @@ from app.messages import (
 )
 from app.schemas.common import Pagination, cents_to_str, percent_of, to_utc_text
 from app.schemas.discounts import DiscountIn, DiscountUpdate
-from app.services.catalog import resolve_category
+from app.services.catalog import fetch_page, resolve_category
 from models.catalog import Discount
 
 PERCENT = "percent"
@@ -141,15 +141,9 @@ async def record_discount_use(session: AsyncSession, *, discount_id: int) -> Non
 
 async def discount_page(session: AsyncSession, *, page: Pagination) -> tuple[list[Discount], int]:
     """One page of discounts (oldest first) and how many there are."""
-    count = await session.scalar(select(func.count()).select_from(Discount))
-    rows = await session.scalars(
-        select(Discount)
-        .options(joinedload(Discount.category))
-        .order_by(Discount.id)
-        .offset(page.offset)
-        .limit(page.page_size)
+    return await fetch_page(
+        session, select(Discount).order_by(Discount.id), page, joinedload(Discount.category)
     )
-    return list(rows), count or 0
 
 
 async def require_discount(session: AsyncSession, *, discount_id: int) -> Discount:

@@ -19,7 +19,7 @@ from app.cache import ResponseCache
 from app.messages import REVIEW_EXISTS
 from app.schemas.common import Pagination
 from app.schemas.reviews import ReviewIn, ReviewUpdate
-from app.services.catalog import require_product
+from app.services.catalog import fetch_page, require_product
 from app.services.inventory import CATALOG_CACHE_GROUP
 from models.accounts import User
 from models.catalog import Product, Review
@@ -40,18 +40,15 @@ async def review_page(
     Raises NotFound for an unknown product, or an inactive one unless `include_inactive`.
     """
     product = await require_product(session, slug=product_slug, include_inactive=include_inactive)
-    count = await session.scalar(
-        select(func.count()).select_from(Review).where(Review.product_id == product.id)
-    )
-    rows = await session.scalars(
+    return await fetch_page(
+        session,
         select(Review)
-        .options(joinedload(Review.author), joinedload(Review.product))
         .where(Review.product_id == product.id)
-        .order_by(Review.created_at.desc(), Review.id.desc())
-        .offset(page.offset)
-        .limit(page.page_size)
+        .order_by(Review.created_at.desc(), Review.id.desc()),
+        page,
+        joinedload(Review.author),
+        joinedload(Review.product),
     )
-    return list(rows), count or 0
 
 
 async def create_review(

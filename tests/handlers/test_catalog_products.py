@@ -266,3 +266,33 @@ async def test_page_size_is_clamped_and_pages_link_to_each_other(
     past_the_end = (await client.get("catalog:products", query="page=9&page_size=2")).json()
     assert past_the_end["count"] == 3 and past_the_end["results"] == []
     assert past_the_end["previous"] is not None
+
+
+async def test_the_openapi_document_describes_the_catalog(client: ApiClient) -> None:
+    document = (await client.get("/openapi.json")).json()
+    paths = document["paths"]
+    listing = paths["/api/v1/products"]["get"]
+    assert {p["name"] for p in listing["parameters"]} == {
+        "category",
+        "min_price",
+        "max_price",
+        "q",
+        "ordering",
+        "page",
+        "page_size",
+    }
+    assert "security" not in listing
+    create = paths["/api/v1/products"]["post"]
+    assert create["security"] == [{"bearerAuth": []}]
+    assert {"201", "400", "401", "403", "409"} <= set(create["responses"])
+    assert [p["name"] for p in paths["/api/v1/products/{slug}"]["patch"]["parameters"]] == ["slug"]
+    for path in (
+        "/api/v1/categories/{slug}",
+        "/api/v1/discounts/{discount_id}",
+        "/api/v1/products/{slug}/reviews",
+        "/api/v1/reviews/{review_id}",
+    ):
+        assert path in paths
+    product = document["components"]["schemas"]["ProductOut"]["properties"]
+    assert product["price"]["type"] == "string"
+    assert product["category"]["nullable"] is True

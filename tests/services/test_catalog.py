@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 
 from app.context import AppContext
-from app.services.catalog import SLUG_BASE_LENGTH, cache_key
+from app.services.catalog import cache_key
+from app.services.slugs import SLUG_BASE_LENGTH
 from tests.catalog_factories import create_category, create_product
 
 
