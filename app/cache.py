@@ -7,6 +7,7 @@ in every process, with no key scan.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -43,17 +44,21 @@ class ResponseCache:
         value = await self.backend.get(f"gen:{group}", loads_fn=_raw_counter)
         return int(value)
 
-    async def get(self, group: str, key: str) -> Any | None:
-        if self.ttl == 0:
-            return None
-        return await self.backend.get(f"{group}:{await self._generation(group)}:{key}")
+    async def get_or_load(self, group: str, key: str, load: Callable[[], Awaitable[Any]]) -> Any:
+        """The cached value, or `load()`'s result, cached.
 
-    async def set(self, group: str, key: str, value: Any) -> None:
+        The entry is stored under the generation read *before* loading: when a write
+        invalidates the group while `load()` runs, what it loaded (possibly from
+        before the write) is never served afterwards.
+        """
         if self.ttl == 0:
-            return
-        await self.backend.set(
-            f"{group}:{await self._generation(group)}:{key}", value, ttl=self.ttl
-        )
+            return await load()
+        entry = f"{group}:{await self._generation(group)}:{key}"
+        value = await self.backend.get(entry)
+        if value is None:
+            value = await load()
+            await self.backend.set(entry, value, ttl=self.ttl)
+        return value
 
     async def invalidate(self, group: str) -> None:
         """Make every entry of `group` stale (call after the write has committed)."""

@@ -6,7 +6,7 @@ invalidates the group once its transaction has committed, so the next read shows
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import urlencode
@@ -60,14 +60,6 @@ def cache_key(resource: str, params: Mapping[str, object]) -> str:
     return f"{resource}?{urlencode(present)}"
 
 
-async def _read_through(cache: ResponseCache, key: str, load: Callable[[], Awaitable[Any]]) -> Any:
-    value = await cache.get(CATALOG_CACHE_GROUP, key)
-    if value is None:
-        value = await load()
-        await cache.set(CATALOG_CACHE_GROUP, key, value)
-    return value
-
-
 async def fetch_page(
     session: AsyncSession, statement: Select[T], page: Pagination, *loaders: ORMOption
 ) -> tuple[list[T], int]:
@@ -115,7 +107,7 @@ async def category_listing(
         }
 
     key = cache_key("categories", {"page": page.page, "page_size": page.page_size})
-    value = await _read_through(cache, key, load)
+    value = await cache.get_or_load(CATALOG_CACHE_GROUP, key, load)
     return Listing(count=value["count"], results=value["results"])
 
 
@@ -223,7 +215,7 @@ async def product_listing(
 
     params = query.model_dump(exclude={"page", "page_size"})
     params.update(page=page.page, page_size=page.page_size, inactive=include_inactive)
-    value = await _read_through(cache, cache_key("products", params), load)
+    value = await cache.get_or_load(CATALOG_CACHE_GROUP, cache_key("products", params), load)
     return Listing(count=value["count"], results=value["results"])
 
 
@@ -236,9 +228,8 @@ async def product_detail(
         product = await require_product(session, slug=slug, include_inactive=include_inactive)
         return ProductOut.model_validate(product).model_dump(mode="json")
 
-    detail: dict[str, Any] = await _read_through(
-        cache, cache_key("product", {"slug": slug, "inactive": include_inactive}), load
-    )
+    key = cache_key("product", {"slug": slug, "inactive": include_inactive})
+    detail: dict[str, Any] = await cache.get_or_load(CATALOG_CACHE_GROUP, key, load)
     return detail
 
 

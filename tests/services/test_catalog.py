@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from app.context import AppContext
 from app.services.catalog import cache_key
+from app.services.inventory import CATALOG_CACHE_GROUP
 from app.services.slugs import SLUG_BASE_LENGTH
 from tests.catalog_factories import create_category, create_product
 
@@ -45,3 +48,34 @@ def test_cache_keys_ignore_parameter_order_and_absent_values() -> None:
     other = cache_key("products", {"page": 1, "q": "lamp"})
     assert one == other == "products?page=1&q=lamp"
     assert cache_key("products", {"q": "a&b=c"}) != cache_key("products", {"q": "a", "b": "c"})
+
+
+async def test_what_was_loaded_while_the_catalog_changed_is_not_served_later(
+    ctx: AppContext,
+) -> None:
+    loads: list[str] = []
+
+    async def load_during_a_write() -> str:
+        loads.append("stale")
+        await ctx.cache.invalidate(CATALOG_CACHE_GROUP)  # a write commits meanwhile
+        return "stale"
+
+    async def load_after() -> str:
+        loads.append("fresh")
+        return "fresh"
+
+    assert await ctx.cache.get_or_load(CATALOG_CACHE_GROUP, "k", load_during_a_write) == "stale"
+    assert await ctx.cache.get_or_load(CATALOG_CACHE_GROUP, "k", load_after) == "fresh"
+    assert await ctx.cache.get_or_load(CATALOG_CACHE_GROUP, "k", load_after) == "fresh"
+    assert loads == ["stale", "fresh"]
+
+
+@pytest.mark.settings(cache_ttl=0)
+async def test_a_zero_ttl_turns_the_cache_off(ctx: AppContext) -> None:
+    calls: list[int] = []
+
+    async def load() -> int:
+        calls.append(len(calls) + 1)
+        return calls[-1]
+
+    assert [await ctx.cache.get_or_load(CATALOG_CACHE_GROUP, "k", load) for _ in range(2)] == [1, 2]
