@@ -8,11 +8,13 @@ from typing import Any
 from sqlalchemy import select, update
 
 from app.context import AppContext
+from app.schemas.common import cents_to_str
 from app.security import create_access_token
 from models.accounts import User
 from models.base import utcnow
 from models.catalog import Category, Discount, Product
 from models.orders import Order, OrderEvent
+from tests.catalog_factories import create_category, create_discount, create_product
 from tests.client import ApiClient, Response
 from tests.factories import LoggedIn
 
@@ -26,10 +28,7 @@ ADDRESS = {
 
 
 async def add_category(ctx: AppContext, slug: str = "lamps") -> Category:
-    async with ctx.sessionmaker() as session, session.begin():
-        category = Category(name=slug.title(), slug=slug)
-        session.add(category)
-    return category
+    return await create_category(ctx, slug.title())
 
 
 async def add_product(
@@ -42,17 +41,22 @@ async def add_product(
     currency: str = "USD",
     is_active: bool = True,
 ) -> Product:
-    async with ctx.sessionmaker() as session, session.begin():
-        product = Product(
-            slug=slug,
-            name=slug.replace("-", " ").title(),
-            price_cents=price_cents,
-            stock=stock,
-            category_id=category.id if category else None,
-            currency=currency,
-            is_active=is_active,
-        )
-        session.add(product)
+    """A product made by the catalog service, named after its slug ("Brass Lamp").
+    The API sells in USD only; another `currency` is set on the row afterwards."""
+    name = slug.replace("-", " ").title()
+    product = await create_product(
+        ctx,
+        name,
+        price=cents_to_str(price_cents),
+        stock=stock,
+        category=category,
+        is_active=is_active,
+    )
+    assert product.slug == slug
+    if currency != product.currency:
+        async with ctx.sessionmaker() as session, session.begin():
+            product = await session.merge(product)
+            product.currency = currency
     return product
 
 
@@ -62,26 +66,25 @@ async def add_discount(
     *,
     kind: str = "percent",
     value: int = 10,
-    category: Category | None = None,
-    starts_at: datetime | None = None,
-    ends_at: datetime | None = None,
-    max_uses: int | None = None,
     used_count: int = 0,
     min_order_total_cents: int = 0,
+    **details: Any,
 ) -> Discount:
-    async with ctx.sessionmaker() as session, session.begin():
-        discount = Discount(
-            code=code.upper(),
-            kind=kind,
-            value=value,
-            category_id=category.id if category else None,
-            starts_at=starts_at,
-            ends_at=ends_at,
-            max_uses=max_uses,
-            used_count=used_count,
-            min_order_total_cents=min_order_total_cents,
-        )
-        session.add(discount)
+    """A discount made by the discounts service; `value` is a percent or, for "fixed",
+    cents. `used_count` stands for earlier orders that used it."""
+    discount = await create_discount(
+        ctx,
+        code,
+        kind=kind,
+        value=value if kind == "percent" else cents_to_str(value),
+        min_order_total=cents_to_str(min_order_total_cents),
+        **details,
+    )
+    if used_count:
+        async with ctx.sessionmaker() as session, session.begin():
+            await session.execute(
+                update(Discount).where(Discount.id == discount.id).values(used_count=used_count)
+            )
     return discount
 
 
@@ -175,3 +178,13 @@ async def timeline(ctx: AppContext, order_id: int) -> list[str]:
 
 def ago(**delta: float) -> datetime:
     return utcnow() - timedelta(**delta)
+
+
+async def placed_order(
+    client: ApiClient, ctx: AppContext, quantity: int = 1, **product: Any
+) -> tuple[LoggedIn, dict[str, Any]]:
+    """A shopper and their order of `quantity` "brass-lamp" (made by add_product with
+    `product`, e.g. stock=5)."""
+    await add_product(ctx, **product)
+    buyer = await shopper(ctx)
+    return buyer, await ordered(client, buyer.token, {"brass-lamp": quantity})

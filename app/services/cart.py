@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import Select, delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
@@ -130,8 +130,12 @@ async def _require_active_product(session: AsyncSession, slug: str) -> Product:
     return product
 
 
+def _cart_of(user_id: int) -> Select[Cart]:
+    return select(Cart).where(Cart.user_id == user_id)
+
+
 async def _lock(session: AsyncSession, user_id: int) -> Cart | None:
-    return await session.scalar(select(Cart).where(Cart.user_id == user_id).with_for_update())
+    return await session.scalar(_cart_of(user_id).with_for_update())
 
 
 async def _lock_or_create(session: AsyncSession, user_id: int, now: datetime) -> Cart:
@@ -144,9 +148,7 @@ async def _lock_or_create(session: AsyncSession, user_id: int, now: datetime) ->
             session.add(cart)
         return cart
     except IntegrityError:  # a concurrent request created it first: the unique index decided
-        created = await _lock(session, user_id)
-        assert created is not None  # nosec B101: the index just said it exists
-        return created
+        return (await session.scalars(_cart_of(user_id).with_for_update())).one()
 
 
 async def _line(session: AsyncSession, cart_id: int, product_id: int) -> CartItem | None:
@@ -176,17 +178,19 @@ def _check_line_quantity(quantity: int) -> None:
         )
 
 
-async def _load(session: AsyncSession, user_id: int) -> Cart | None:
+def _with_items(user_id: int) -> Select[Cart]:
     # populate_existing: a cart changed earlier in this transaction is read afresh.
-    return await session.scalar(
-        select(Cart)
-        .where(Cart.user_id == user_id)
+    return (
+        _cart_of(user_id)
         .options(selectinload(Cart.items).selectinload(CartItem.product))
         .execution_options(populate_existing=True)
     )
 
 
+async def _load(session: AsyncSession, user_id: int) -> Cart | None:
+    return await session.scalar(_with_items(user_id))
+
+
 async def _load_existing(session: AsyncSession, user_id: int) -> Cart:
-    cart = await _load(session, user_id)
-    assert cart is not None  # nosec B101: locked (or created) in this transaction
-    return cart
+    """The cart locked (or created) earlier in this transaction, with its items."""
+    return (await session.scalars(_with_items(user_id))).one()

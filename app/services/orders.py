@@ -395,18 +395,22 @@ async def cancel_order(
     order, change = await retry_on_deadlock(attempt)
     await announce([change], hub=hub, cache=cache)
     if change is not None and change.previous == PAID:
-        await _refund(order, refunds)
+        await request_refund(refunds, payment_intent_id=order.payment_intent_id, order_id=order.id)
     return order
 
 
-async def _refund(order: Order, refunds: Refunds | None) -> None:
-    if refunds is None or order.payment_intent_id is None:
-        log.warning("refund_not_requested", order_id=order.id, reason="payments not configured")
-        return
-    try:
-        await refunds.refund(payment_intent_id=order.payment_intent_id)
-    except errors.PaymentsUnavailable:
-        log.error("refund_request_failed", order_id=order.id)
+async def request_refund(
+    refunds: Refunds | None, *, payment_intent_id: str | None, **context: Any
+) -> None:
+    """Ask the payment provider for a full refund; call after commit. Never raises: a
+    refund that cannot be requested is logged as an error, to be settled by hand."""
+    if refunds is not None and payment_intent_id is not None:
+        try:
+            await refunds.refund(payment_intent_id=payment_intent_id)
+            return
+        except errors.PaymentsUnavailable:
+            pass
+    log.error("refund_not_requested", payment_intent=payment_intent_id, **context)
 
 
 async def update_status(

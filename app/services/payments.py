@@ -8,6 +8,7 @@ even one racing the first, applies nothing twice.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -46,11 +47,27 @@ class PaymentStart:
     payment_intent_id: str
 
 
+class _HTTPXClient(stripe.HTTPXClient):
+    """The SDK's httpx client, handing the form body to httpx as `content=`.
+
+    stripe 16.1 passes its already encoded body as `data=<str>`, which httpx deprecates
+    (a DeprecationWarning on every call, and an error once httpx drops it).
+    """
+
+    def _get_request_args_kwargs(
+        self, method: str, url: str, headers: Mapping[str, str], post_data: Any
+    ) -> list[Any]:
+        args, kwargs = super()._get_request_args_kwargs(method, url, headers, post_data)
+        if isinstance(kwargs.get("data"), str | bytes):
+            kwargs["content"] = kwargs.pop("data")
+        return [args, kwargs]
+
+
 class StripeGateway:
     """The process's Stripe client. Stripe errors surface as PaymentsUnavailable."""
 
     def __init__(self, secret_key: str, api_base: str | None = None) -> None:
-        self._http = stripe.HTTPXClient()
+        self._http = _HTTPXClient()
         self._client = stripe.StripeClient(
             secret_key,
             base_addresses={"api": api_base} if api_base else {},
@@ -195,7 +212,7 @@ async def handle_stripe_webhook(
     if too_late and target == orders.PAID:
         # The money arrived for an order that expired, failed or was cancelled meanwhile:
         # its stock is gone back, so the payment goes back too.
-        await _refund_late_payment(gateway, str(payment.get("id", "")), event_id)
+        await orders.request_refund(gateway, payment_intent_id=payment.get("id"), event_id=event_id)
 
 
 async def _order_id(session: AsyncSession, payment: dict[str, Any]) -> int:
@@ -209,14 +226,3 @@ async def _order_id(session: AsyncSession, payment: dict[str, Any]) -> int:
         return 0
     found = await session.scalar(select(Order.id).where(Order.payment_intent_id == intent))
     return found or 0
-
-
-async def _refund_late_payment(
-    gateway: StripeGateway | None, payment_intent_id: str, event_id: str
-) -> None:
-    try:
-        if gateway is None:
-            raise errors.PaymentsUnavailable()
-        await gateway.refund(payment_intent_id=payment_intent_id)
-    except errors.PaymentsUnavailable:
-        log.error("late_payment_not_refunded", event_id=event_id, payment_intent=payment_intent_id)

@@ -17,6 +17,7 @@ from tests.order_factories import (
     order_row,
     ordered,
     place_order,
+    placed_order,
     set_order_status,
     shopper,
     shoppers,
@@ -73,11 +74,12 @@ async def test_ordering_answers_201_with_the_order_in_the_contract_shape(
 async def test_a_placed_order_keeps_its_prices_when_the_catalog_changes(
     client: ApiClient, ctx: AppContext
 ) -> None:
-    product = await add_product(ctx, price_cents=1000)
-    buyer = await shopper(ctx)
-    order = await ordered(client, buyer.token, {"brass-lamp": 1})
-    async with ctx.sessionmaker() as session, session.begin():
-        (await session.merge(product)).price_cents = 9999
+    buyer, order = await placed_order(client, ctx, 1, price_cents=1000)
+    staff = await log_in(client, ctx, "staff@example.com", staff=True)
+    repriced = await client.patch(
+        "catalog:product", "brass-lamp", json={"price": "99.99"}, token=staff.token
+    )
+    assert repriced.status == 200
     again = (await client.get("orders:detail", order["id"], token=buyer.token)).json()
     assert again["items"][0]["unit_price"] == "10.00"
     assert again["total"] == "10.00"
@@ -232,9 +234,7 @@ async def test_orders_need_authentication(client: ApiClient) -> None:
 
 
 async def test_cancelling_restores_the_stock_once(client: ApiClient, ctx: AppContext) -> None:
-    await add_product(ctx, stock=5)
-    buyer = await shopper(ctx)
-    order = await ordered(client, buyer.token, {"brass-lamp": 3})
+    buyer, order = await placed_order(client, ctx, 3, stock=5)
     assert await stock_of(ctx, "brass-lamp") == 2
 
     first = await client.post("orders:cancel", order["id"], token=buyer.token)
@@ -249,9 +249,7 @@ async def test_cancelling_restores_the_stock_once(client: ApiClient, ctx: AppCon
 async def test_cancelling_after_a_failed_payment_restores_nothing_more(
     client: ApiClient, ctx: AppContext
 ) -> None:
-    await add_product(ctx, stock=5)
-    buyer = await shopper(ctx)
-    order = await ordered(client, buyer.token, {"brass-lamp": 3})
+    buyer, order = await placed_order(client, ctx, 3, stock=5)
     await set_order_status(ctx, order["id"], "payment_failed")  # its stock went back then
     response = await client.post("orders:cancel", order["id"], token=buyer.token)
     assert response.status == 200 and response.json()["status"] == "cancelled"
@@ -261,9 +259,7 @@ async def test_cancelling_after_a_failed_payment_restores_nothing_more(
 async def test_cancelling_a_paid_order_without_stripe_restores_stock_and_logs_no_refund(
     client: ApiClient, ctx: AppContext
 ) -> None:
-    await add_product(ctx, stock=5)
-    buyer = await shopper(ctx)
-    order = await ordered(client, buyer.token, {"brass-lamp": 2})
+    buyer, order = await placed_order(client, ctx, 2, stock=5)
     await set_order_status(ctx, order["id"], "paid")
     response = await client.post("orders:cancel", order["id"], token=buyer.token)
     assert response.status == 200 and response.json()["status"] == "cancelled"
@@ -274,9 +270,7 @@ async def test_cancelling_a_paid_order_without_stripe_restores_stock_and_logs_no
 async def test_an_order_past_payment_cannot_be_cancelled(
     client: ApiClient, ctx: AppContext, status: str
 ) -> None:
-    await add_product(ctx, stock=5)
-    buyer = await shopper(ctx)
-    order = await ordered(client, buyer.token, {"brass-lamp": 1})
+    buyer, order = await placed_order(client, ctx, 1, stock=5)
     await set_order_status(ctx, order["id"], status)
     response = await client.post("orders:cancel", order["id"], token=buyer.token)
     assert response.status == 409
@@ -290,9 +284,7 @@ async def test_an_order_past_payment_cannot_be_cancelled(
 async def test_the_timeline_lists_every_status_with_its_time(
     client: ApiClient, ctx: AppContext
 ) -> None:
-    await add_product(ctx)
-    buyer = await shopper(ctx)
-    order = await ordered(client, buyer.token, {"brass-lamp": 1})
+    buyer, order = await placed_order(client, ctx)
     await client.post("orders:cancel", order["id"], token=buyer.token)
     response = await client.get("orders:events", order["id"], token=buyer.token)
     assert response.status == 200
@@ -370,9 +362,7 @@ async def test_setting_the_current_status_again_changes_nothing(
 
 
 async def test_only_staff_update_an_order_status(client: ApiClient, ctx: AppContext) -> None:
-    await add_product(ctx)
-    buyer = await shopper(ctx)
-    order = await ordered(client, buyer.token, {"brass-lamp": 1})
+    buyer, order = await placed_order(client, ctx)
     response = await client.patch(
         "orders:status", order["id"], json={"status": "processing"}, token=buyer.token
     )
@@ -389,3 +379,16 @@ async def test_an_unknown_status_is_400_and_an_unknown_order_404(
         "orders:status", 424242, json={"status": "processing"}, token=staff.token
     )
     assert missing.status == 404
+
+
+async def test_the_cached_product_page_shows_the_stock_orders_take_and_give_back(
+    client: ApiClient, ctx: AppContext
+) -> None:
+    await add_product(ctx, stock=5)
+    buyer = await shopper(ctx)
+    assert (await client.get("catalog:product", "brass-lamp")).json()["stock"] == 5  # cached now
+    order = await ordered(client, buyer.token, {"brass-lamp": 5})
+    product = (await client.get("catalog:product", "brass-lamp")).json()
+    assert (product["stock"], product["in_stock"]) == (0, False)
+    await client.post("orders:cancel", order["id"], token=buyer.token)
+    assert (await client.get("catalog:product", "brass-lamp")).json()["stock"] == 5

@@ -1,0 +1,115 @@
+"""The order status machine: which moves exist, and which of them put stock back."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any, get_args
+
+import pytest
+
+from app import errors
+from app.context import AppContext
+from app.schemas.orders import OrderStatus
+from app.services import orders
+from app.services.inventory import INVENTORY_CHANNEL, ORDERS_CHANNEL
+from models.base import utcnow
+from tests.client import ApiClient
+from tests.order_factories import (
+    placed_order,
+    set_order_status,
+    stock_of,
+)
+
+STATUSES = get_args(OrderStatus)
+# DESIGN §5, plus cancelling after a failed payment (allowed by the cancel endpoint).
+LEGAL = {
+    ("pending_payment", "paid"),
+    ("pending_payment", "payment_failed"),
+    ("pending_payment", "cancelled"),
+    ("pending_payment", "expired"),
+    ("paid", "processing"),
+    ("paid", "cancelled"),
+    ("paid", "refunded"),
+    ("processing", "shipped"),
+    ("shipped", "delivered"),
+    ("payment_failed", "cancelled"),
+}
+# Moves that end an order whose items are still set aside.
+RESTOCKING = {
+    ("pending_payment", "payment_failed"),
+    ("pending_payment", "cancelled"),
+    ("pending_payment", "expired"),
+    ("paid", "cancelled"),
+    ("paid", "refunded"),
+}
+MOVES = [(a, b) for a, b in itertools.product(STATUSES, STATUSES) if a != b]
+
+
+async def move(ctx: AppContext, order_id: int, target: str) -> orders.StatusChange | None:
+    async with ctx.sessionmaker() as session, session.begin():
+        return await orders.apply_transition(
+            session, order_id=order_id, target=target, now=utcnow()
+        )
+
+
+@pytest.mark.parametrize(("current", "target"), MOVES, ids=[f"{a}->{b}" for a, b in MOVES])
+async def test_each_move_is_allowed_only_if_the_machine_has_it(
+    client: ApiClient, ctx: AppContext, current: str, target: str
+) -> None:
+    buyer, order = await placed_order(client, ctx, 4, stock=10)
+    await set_order_status(ctx, order["id"], current)
+
+    if (current, target) not in LEGAL:
+        with pytest.raises(errors.Conflict):
+            await move(ctx, order["id"], target)
+        assert await stock_of(ctx, "brass-lamp") == 6
+        return
+    change = await move(ctx, order["id"], target)
+    assert change is not None
+    assert (change.previous, change.status, change.user_id) == (current, target, buyer.user.id)
+    restocked = (current, target) in RESTOCKING
+    assert await stock_of(ctx, "brass-lamp") == (10 if restocked else 6)
+    assert [(level.slug, level.stock) for level in change.levels] == (
+        [("brass-lamp", 10)] if restocked else []
+    )
+
+
+async def test_moving_to_the_current_status_changes_nothing(
+    client: ApiClient, ctx: AppContext
+) -> None:
+    buyer, order = await placed_order(client, ctx)
+    assert await move(ctx, order["id"], "pending_payment") is None
+
+
+async def test_an_unknown_order_cannot_move(ctx: AppContext) -> None:
+    with pytest.raises(errors.NotFound):
+        await move(ctx, 31337, "paid")
+
+
+async def test_a_cancellation_publishes_the_status_then_the_restored_stock(
+    client: ApiClient, ctx: AppContext
+) -> None:
+    buyer, order = await placed_order(client, ctx, 2, stock=5)
+    heard: list[dict[str, Any]] = []
+
+    async def hear(message: dict[str, Any]) -> None:
+        heard.append(message)
+
+    ctx.hub.subscribe(ORDERS_CHANNEL, hear)
+    ctx.hub.subscribe(INVENTORY_CHANNEL, hear)
+    await client.post("orders:cancel", order["id"], token=buyer.token)
+    await client.post("orders:cancel", order["id"], token=buyer.token)  # nothing more to tell
+
+    [status, stock] = heard
+    assert (status["type"], status["order_id"], status["status"]) == (
+        "order.status",
+        order["id"],
+        "cancelled",
+    )
+    assert isinstance(status["event_id"], int) and status["at"].endswith("Z")
+    assert (stock["type"], stock["product"], stock["stock"], stock["in_stock"]) == (
+        "inventory.changed",
+        "brass-lamp",
+        5,
+        True,
+    )
