@@ -24,12 +24,12 @@ STAFF_PASSWORD_VARIABLE = "STAFF_PASSWORD"  # nosec B105
 
 def migrate(settings: Settings) -> None:
     """Bring the database schema to the latest revision (alembic upgrade head)."""
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
     from alembic import command
     from alembic.config import Config
 
     config = Config(os.path.join(os.path.dirname(os.path.dirname(__file__)), "alembic.ini"))
     config.attributes["database_url"] = settings.database_url
-    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
     command.upgrade(config, "head")
 
 
