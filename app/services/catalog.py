@@ -1,4 +1,4 @@
-"""Catalog: categories and products, their slugs, and the cached responses showing them.
+"""Catalog: categories and products, and the cached responses that show them.
 
 Reads go through the response cache (one group, CATALOG_CACHE_GROUP); every write
 invalidates the group once its transaction has committed, so the next read shows it.
@@ -114,7 +114,7 @@ async def category_listing(
 async def create_category(
     session: AsyncSession, *, cache: ResponseCache, data: CategoryIn
 ) -> Category:
-    """Raises Conflict when the given slug is taken (a generated one never is)."""
+    """Raises Conflict when the given slug is taken (a generated one is made unique)."""
     category = Category(name=data.name)
     async with session.begin():
         await insert_with_slug(session, category, requested=data.slug, name=data.name)
