@@ -21,7 +21,8 @@ def make_storage(redis: Redis | None) -> Storage:
         "async+redis://",
         implementation="redispy",
         key_prefix="shop-limits",
-        connection_pool=redis.connection_pool,
+        # limits passes this on to redis-py, though its annotation only names scalars.
+        connection_pool=redis.connection_pool,  # type: ignore[arg-type]
     )
 
 
