@@ -13,7 +13,7 @@ from app.schemas.orders import (
     OrderTimelineOut,
     PaymentOut,
 )
-from app.services import orders, payments
+from app.services import order_status, orders, payments
 from handlers.base import BaseHandler, endpoint
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
@@ -96,7 +96,7 @@ class OrderCancelHandler(BaseHandler):
     )
     async def post(self, order_id: str) -> None:
         async with self.ctx.sessionmaker() as session:
-            order = await orders.cancel_order(
+            order = await order_status.cancel_order(
                 session,
                 order_id=int(order_id),
                 user=self.require_user(),
@@ -137,7 +137,7 @@ class OrderStatusHandler(BaseHandler):
     async def patch(self, order_id: str) -> None:
         data = self.parse_body(OrderStatusUpdate)
         async with self.ctx.sessionmaker() as session:
-            order = await orders.update_status(
+            order = await order_status.update_status(
                 session,
                 order_id=int(order_id),
                 status=data.status,

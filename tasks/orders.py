@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from app.context import AppContext
-from app.services.orders import expire_unpaid_orders
+from app.services.order_status import expire_unpaid_orders
 
 
 async def expire_orders(ctx: AppContext) -> dict[str, int]:

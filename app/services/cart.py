@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from app import errors
+from app.db import retry_on_deadlock
 from app.messages import CART_LINE_LIMIT, CART_MIXED_CURRENCY, FieldMessage
 from models.base import utcnow
 from models.catalog import Product
@@ -40,19 +41,25 @@ async def add_item(
     would exceed MAX_LINE_QUANTITY or the product's currency differs from the cart's.
     """
     now = now or utcnow()
-    async with session.begin():
-        product = await _require_active_product(session, slug)
-        cart = await _lock_or_create(session, user_id, now)
-        line = await _line(session, cart.id, product.id)
-        if line is None:
-            await _check_currency(session, cart.id, product)
-            session.add(CartItem(cart_id=cart.id, product_id=product.id, quantity=quantity))
-        else:
-            _check_line_quantity(line.quantity + quantity)
-            line.quantity += quantity
-        cart.updated_at = now
-        await session.flush()
-        return await _load_existing(session, user_id)
+
+    async def attempt() -> Cart:
+        async with session.begin():
+            product = await _require_active_product(session, slug)
+            cart = await _lock_or_create(session, user_id, now)
+            line = await _line(session, cart.id, product.id)
+            if line is None:
+                await _check_currency(session, cart.id, product)
+                session.add(CartItem(cart_id=cart.id, product_id=product.id, quantity=quantity))
+            else:
+                _check_line_quantity(line.quantity + quantity)
+                line.quantity += quantity
+            cart.updated_at = now
+            await session.flush()
+            return await _load_existing(session, user_id)
+
+    # Two first adds of one user race to create the cart; on MariaDB the loser of
+    # that race may deadlock with a third request and is run again.
+    return await retry_on_deadlock(attempt)
 
 
 async def set_quantity(

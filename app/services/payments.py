@@ -25,7 +25,7 @@ from app.config import Settings
 from app.db import retry_on_deadlock
 from app.events import Hub
 from app.messages import ORDER_NOT_PAYABLE, STRIPE_SIGNATURE_INVALID
-from app.services import orders
+from app.services import order_status
 from models.accounts import User
 from models.base import utcnow
 from models.orders import Order, StripeEvent
@@ -34,10 +34,10 @@ log = structlog.get_logger(__name__)
 
 # Webhook event type -> the order status it leads to.
 EVENT_STATUSES = {
-    "payment_intent.succeeded": orders.PAID,
-    "payment_intent.payment_failed": orders.PAYMENT_FAILED,
-    "payment_intent.canceled": orders.PAYMENT_FAILED,
-    "charge.refunded": orders.REFUNDED,
+    "payment_intent.succeeded": order_status.PAID,
+    "payment_intent.payment_failed": order_status.PAYMENT_FAILED,
+    "payment_intent.canceled": order_status.PAYMENT_FAILED,
+    "charge.refunded": order_status.REFUNDED,
 }
 
 
@@ -130,7 +130,7 @@ async def start_payment(
         order = await session.get(Order, order_id)
         if order is None or order.user_id != user.id:
             raise errors.NotFound()
-        if order.status != orders.PENDING_PAYMENT:
+        if order.status != order_status.PENDING_PAYMENT:
             raise errors.Conflict(ORDER_NOT_PAYABLE)
     payment = await gateway.create_payment_intent(order)
     async with session.begin():
@@ -180,14 +180,14 @@ async def handle_stripe_webhook(
         return
     now = now or utcnow()
 
-    async def apply() -> tuple[orders.StatusChange | None, bool]:
+    async def apply() -> tuple[order_status.StatusChange | None, bool]:
         """(the change, whether the order is past the point this event could move it)"""
         async with session.begin():
             session.add(StripeEvent(id=event_id, type=event_type, received_at=now))
             await session.flush()  # a replayed event id fails here, before any change
             order_id = await _order_id(session, payment)
             try:
-                change = await orders.apply_transition(
+                change = await order_status.apply_transition(
                     session, order_id=order_id, target=target, now=now
                 )
             except errors.NotFound:
@@ -208,11 +208,13 @@ async def handle_stripe_webhook(
     except IntegrityError:  # the event id is the only unique key `apply` inserts
         log.info("stripe_event_replayed", event_id=event_id, event_type=event_type)
         return
-    await orders.announce([change], hub=hub, cache=cache)
-    if too_late and target == orders.PAID:
+    await order_status.announce([change], hub=hub, cache=cache)
+    if too_late and target == order_status.PAID:
         # The money arrived for an order that expired, failed or was cancelled meanwhile:
         # its stock is gone back, so the payment goes back too.
-        await orders.request_refund(gateway, payment_intent_id=payment.get("id"), event_id=event_id)
+        await order_status.request_refund(
+            gateway, payment_intent_id=payment.get("id"), event_id=event_id
+        )
 
 
 async def _order_id(session: AsyncSession, payment: dict[str, Any]) -> int:

@@ -10,7 +10,7 @@ import pytest
 from app import errors
 from app.context import AppContext
 from app.schemas.orders import OrderStatus
-from app.services import orders
+from app.services import order_status
 from app.services.inventory import INVENTORY_CHANNEL, ORDERS_CHANNEL
 from models.base import utcnow
 from tests.client import ApiClient
@@ -45,9 +45,9 @@ RESTOCKING = {
 MOVES = [(a, b) for a, b in itertools.product(STATUSES, STATUSES) if a != b]
 
 
-async def move(ctx: AppContext, order_id: int, target: str) -> orders.StatusChange | None:
+async def move(ctx: AppContext, order_id: int, target: str) -> order_status.StatusChange | None:
     async with ctx.sessionmaker() as session, session.begin():
-        return await orders.apply_transition(
+        return await order_status.apply_transition(
             session, order_id=order_id, target=target, now=utcnow()
         )
 

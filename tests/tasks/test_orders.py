@@ -9,7 +9,7 @@ from sqlalchemy import update
 
 from app.context import AppContext
 from app.services.inventory import INVENTORY_CHANNEL, ORDERS_CHANNEL
-from app.services.orders import expire_unpaid_orders
+from app.services.order_status import expire_unpaid_orders
 from models.orders import Order
 from tasks.orders import expire_orders
 from tests.client import ApiClient
