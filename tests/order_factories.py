@@ -180,11 +180,22 @@ def ago(**delta: float) -> datetime:
     return utcnow() - timedelta(**delta)
 
 
-async def placed_order(
+async def shopper_with_cart(
     client: ApiClient, ctx: AppContext, quantity: int = 1, **product: Any
-) -> tuple[LoggedIn, dict[str, Any]]:
-    """A shopper and their order of `quantity` "brass-lamp" (made by add_product with
+) -> LoggedIn:
+    """A shopper whose cart holds `quantity` "brass-lamp" (made by add_product with
     `product`, e.g. stock=5)."""
     await add_product(ctx, **product)
     buyer = await shopper(ctx)
-    return buyer, await ordered(client, buyer.token, {"brass-lamp": quantity})
+    await fill_cart(client, buyer.token, {"brass-lamp": quantity})
+    return buyer
+
+
+async def placed_order(
+    client: ApiClient, ctx: AppContext, quantity: int = 1, **product: Any
+) -> tuple[LoggedIn, dict[str, Any]]:
+    """A shopper and their order, as shopper_with_cart's cart ordered."""
+    buyer = await shopper_with_cart(client, ctx, quantity, **product)
+    response = await place_order(client, buyer.token)
+    assert response.status == 201, response.body
+    return buyer, response.json()

@@ -8,7 +8,13 @@ import pytest
 
 from app.context import AppContext
 from tests.client import ApiClient
-from tests.order_factories import add_product, fill_cart, shopper, shoppers
+from tests.order_factories import (
+    add_product,
+    fill_cart,
+    shopper,
+    shopper_with_cart,
+    shoppers,
+)
 
 
 async def test_a_new_user_has_an_empty_cart(client: ApiClient, ctx: AppContext) -> None:
@@ -125,9 +131,7 @@ async def test_a_quantity_outside_1_to_99_or_not_an_integer_is_refused(
 
 
 async def test_a_line_cannot_grow_past_99(client: ApiClient, ctx: AppContext) -> None:
-    await add_product(ctx, stock=500)
-    buyer = await shopper(ctx)
-    await fill_cart(client, buyer.token, {"brass-lamp": 90})
+    buyer = await shopper_with_cart(client, ctx, 90, stock=500)
     response = await client.post(
         "cart:items", json={"product": "brass-lamp", "quantity": 10}, token=buyer.token
     )
@@ -150,9 +154,7 @@ async def test_products_in_another_currency_are_refused(client: ApiClient, ctx: 
 
 
 async def test_patch_replaces_the_quantity(client: ApiClient, ctx: AppContext) -> None:
-    await add_product(ctx)
-    buyer = await shopper(ctx)
-    await fill_cart(client, buyer.token, {"brass-lamp": 4})
+    buyer = await shopper_with_cart(client, ctx, 4)
     response = await client.patch(
         "cart:item", "brass-lamp", json={"quantity": 2}, token=buyer.token
     )
@@ -173,9 +175,7 @@ async def test_patch_of_a_product_not_in_the_cart_is_404(
 
 
 async def test_patch_to_zero_is_refused(client: ApiClient, ctx: AppContext) -> None:
-    await add_product(ctx)
-    buyer = await shopper(ctx)
-    await fill_cart(client, buyer.token, {"brass-lamp": 1})
+    buyer = await shopper_with_cart(client, ctx)
     response = await client.patch(
         "cart:item", "brass-lamp", json={"quantity": 0}, token=buyer.token
     )
@@ -204,9 +204,7 @@ async def test_deleting_a_line_that_is_not_there_is_404(client: ApiClient, ctx: 
 
 
 async def test_deleting_the_cart_empties_it(client: ApiClient, ctx: AppContext) -> None:
-    await add_product(ctx)
-    buyer = await shopper(ctx)
-    await fill_cart(client, buyer.token, {"brass-lamp": 1})
+    buyer = await shopper_with_cart(client, ctx)
     response = await client.delete("cart:detail", token=buyer.token)
     assert response.status == 204
     assert (await client.get("cart:detail", token=buyer.token)).json()["items"] == []

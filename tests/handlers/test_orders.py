@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from openapi_spec_validator import validate
 
 from app.context import AppContext
 from tests.client import ApiClient
@@ -20,6 +21,7 @@ from tests.order_factories import (
     placed_order,
     set_order_status,
     shopper,
+    shopper_with_cart,
     shoppers,
     stock_of,
     timeline,
@@ -98,9 +100,7 @@ async def test_a_placed_order_keeps_its_prices_when_the_catalog_changes(
 async def test_a_bad_shipping_address_is_400_naming_the_field(
     client: ApiClient, ctx: AppContext, change: dict[str, Any], field: str
 ) -> None:
-    await add_product(ctx)
-    buyer = await shopper(ctx)
-    await fill_cart(client, buyer.token, {"brass-lamp": 1})
+    buyer = await shopper_with_cart(client, ctx)
     response = await client.post(
         "orders:list", json={"shipping_address": {**ADDRESS, **change}}, token=buyer.token
     )
@@ -123,9 +123,7 @@ async def test_an_unknown_country_reads_as_a_country_code_error(
 async def test_a_lower_case_country_code_is_accepted_and_stored_upper_case(
     client: ApiClient, ctx: AppContext
 ) -> None:
-    await add_product(ctx)
-    buyer = await shopper(ctx)
-    await fill_cart(client, buyer.token, {"brass-lamp": 1})
+    buyer = await shopper_with_cart(client, ctx)
     response = await client.post(
         "orders:list",
         json={"shipping_address": {**ADDRESS, "country": "at", "line2": "Stiege 2"}},
@@ -162,9 +160,7 @@ async def test_short_stock_is_409_listing_the_products(client: ApiClient, ctx: A
 async def test_a_bad_discount_code_is_400_on_the_discount_field(
     client: ApiClient, ctx: AppContext
 ) -> None:
-    await add_product(ctx)
-    buyer = await shopper(ctx)
-    await fill_cart(client, buyer.token, {"brass-lamp": 1})
+    buyer = await shopper_with_cart(client, ctx)
     response = await place_order(client, buyer.token, discount_code="NOPE")
     assert response.status == 400
     assert list(response.json()["error"]["fields"]) == ["discount_code"]
@@ -173,9 +169,7 @@ async def test_a_bad_discount_code_is_400_on_the_discount_field(
 async def test_a_retried_order_with_the_same_idempotency_key_is_200_with_the_first_order(
     client: ApiClient, ctx: AppContext
 ) -> None:
-    await add_product(ctx, stock=5)
-    buyer = await shopper(ctx)
-    await fill_cart(client, buyer.token, {"brass-lamp": 2})
+    buyer = await shopper_with_cart(client, ctx, 2, stock=5)
     key = {"Idempotency-Key": "7f1c2a9e-order"}
     first = await place_order(client, buyer.token, headers=key)
     second = await place_order(client, buyer.token, headers=key)
@@ -297,10 +291,8 @@ async def test_the_timeline_lists_every_status_with_its_time(
 async def test_staff_move_a_paid_order_to_processing_shipped_and_delivered(
     client: ApiClient, ctx: AppContext
 ) -> None:
-    await add_product(ctx)
-    buyer = await shopper(ctx)
+    _, order = await placed_order(client, ctx)
     staff = await log_in(client, ctx, "staff@example.com", staff=True)
-    order = await ordered(client, buyer.token, {"brass-lamp": 1})
     await set_order_status(ctx, order["id"], "paid")
     for status in ("processing", "shipped", "delivered"):
         response = await client.patch(
@@ -333,10 +325,8 @@ async def test_staff_move_a_paid_order_to_processing_shipped_and_delivered(
 async def test_staff_cannot_make_any_other_move(
     client: ApiClient, ctx: AppContext, current: str, target: str
 ) -> None:
-    await add_product(ctx)
-    buyer = await shopper(ctx)
+    _, order = await placed_order(client, ctx)
     staff = await log_in(client, ctx, "staff@example.com", staff=True)
-    order = await ordered(client, buyer.token, {"brass-lamp": 1})
     await set_order_status(ctx, order["id"], current)
     response = await client.patch(
         "orders:status", order["id"], json={"status": target}, token=staff.token
@@ -349,10 +339,8 @@ async def test_staff_cannot_make_any_other_move(
 async def test_setting_the_current_status_again_changes_nothing(
     client: ApiClient, ctx: AppContext
 ) -> None:
-    await add_product(ctx)
-    buyer = await shopper(ctx)
+    _, order = await placed_order(client, ctx)
     staff = await log_in(client, ctx, "staff@example.com", staff=True)
-    order = await ordered(client, buyer.token, {"brass-lamp": 1})
     await set_order_status(ctx, order["id"], "shipped")
     response = await client.patch(
         "orders:status", order["id"], json={"status": "shipped"}, token=staff.token
@@ -392,3 +380,18 @@ async def test_the_cached_product_page_shows_the_stock_orders_take_and_give_back
     assert (product["stock"], product["in_stock"]) == (0, False)
     await client.post("orders:cancel", order["id"], token=buyer.token)
     assert (await client.get("catalog:product", "brass-lamp")).json()["stock"] == 5
+
+
+async def test_the_openapi_document_describes_the_checkout_endpoints(client: ApiClient) -> None:
+    document = (await client.get("/openapi.json")).json()
+    validate(document)
+    paths = document["paths"]
+    create = paths["/api/v1/orders"]["post"]
+    assert create["security"] == [{"bearerAuth": []}]
+    assert {"201", "400", "401", "409"} <= set(create["responses"])
+    assert "OrderCreate" in create["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    assert set(paths["/api/v1/orders/{order_id}/pay"]["post"]["responses"]) >= {"200", "503"}
+    assert set(paths["/api/v1/cart/items/{slug}"]) == {"patch", "delete"}
+    assert "security" not in paths["/api/v1/payments/stripe/webhook"]["post"]
+    address = document["components"]["schemas"]["ShippingAddress"]
+    assert set(address["required"]) == {"name", "line1", "city", "postal_code", "country"}
