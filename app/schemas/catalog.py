@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    AfterValidator,
     BeforeValidator,
     Field,
     StringConstraints,
@@ -21,7 +20,6 @@ from app.schemas.common import (
     PageParams,
     RequestModel,
     UtcDatetime,
-    cents_to_str,
 )
 
 SLUG_PATTERN = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
@@ -29,20 +27,6 @@ Slug = Annotated[str, StringConstraints(min_length=1, max_length=120, pattern=SL
 Name = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 Stock = Annotated[int, Field(ge=0, le=10**9)]
 Description = Annotated[str, StringConstraints(max_length=20_000)]
-# Catalog amounts live in INTEGER columns (32-bit on MariaDB).
-MAX_STORED_CENTS = 2**31 - 1
-
-
-def _fits_column(cents: int) -> int:
-    if cents > MAX_STORED_CENTS:
-        raise PydanticCustomError(
-            "less_than_equal", "amount too large", {"le": cents_to_str(MAX_STORED_CENTS)}
-        )
-    return cents
-
-
-# An amount a catalog column can hold: "19.99" -> 1999.
-StoredMoney = Annotated[MoneyIn, AfterValidator(_fits_column)]
 
 
 def _slug_of(value: Any) -> Any:
@@ -101,7 +85,7 @@ class ProductIn(RequestModel):
     name: Name
     slug: Slug | None = Field(default=None, description="Made from the name when left out.")
     description: Description = ""
-    price: StoredMoney
+    price: MoneyIn
     category: Slug | None = Field(default=None, description="A category slug, or null.")
     stock: Stock = 0
     is_active: bool = True
@@ -113,7 +97,7 @@ class ProductUpdate(RequestModel):
     name: Name | None = None
     slug: Slug | None = None
     description: Description | None = None
-    price: StoredMoney | None = None
+    price: MoneyIn | None = None
     category: Slug | None = None
     stock: Stock | None = None
     is_active: bool | None = None

@@ -20,7 +20,9 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 T = TypeVar("T")
-MAX_CENTS = 10**11  # a billion in major units: far above any real price or order
+# The largest single amount accepted: prices and discount amounts live in INTEGER
+# columns, 32-bit on MariaDB (order totals, which add them up, are 64-bit).
+MAX_CENTS = 2**31 - 1
 
 
 def cents_to_str(cents: int) -> str:
@@ -44,7 +46,9 @@ def parse_money(value: Any) -> int:
         raise invalid
     cents = int(amount * 100)
     if cents > MAX_CENTS:
-        raise invalid
+        raise PydanticCustomError(
+            "less_than_equal", "amount too large", {"le": cents_to_str(MAX_CENTS)}
+        )
     return cents
 
 

@@ -7,9 +7,10 @@ from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints, field_serializer, field_validator
 
-from app.schemas.catalog import Slug, SlugRef, StoredMoney, reject_null
+from app.schemas.catalog import Slug, SlugRef, reject_null
 from app.schemas.common import (
     AwareDatetime,
+    MoneyIn,
     MoneyOut,
     ORMModel,
     RequestModel,
@@ -40,7 +41,7 @@ class DiscountIn(RequestModel):
     starts_at: AwareDatetime | None = None
     ends_at: AwareDatetime | None = None
     max_uses: MaxUses | None = None
-    min_order_total: StoredMoney = Field(default=0, json_schema_extra={"default": "0.00"})
+    min_order_total: MoneyIn = Field(default=0, json_schema_extra={"default": "0.00"})
     is_active: bool = True
 
 
@@ -54,7 +55,7 @@ class DiscountUpdate(RequestModel):
     starts_at: AwareDatetime | None = None
     ends_at: AwareDatetime | None = None
     max_uses: MaxUses | None = None
-    min_order_total: StoredMoney | None = None
+    min_order_total: MoneyIn | None = None
     is_active: bool | None = None
 
     _not_null = field_validator(
