@@ -128,7 +128,7 @@ def ctx(io_loop: IOLoop, settings: Settings, database_url: str) -> Iterator[AppC
     context = create_context(settings)
 
     async def reset_shared_state() -> None:
-        if context.redis is not None:
+        if context.redis is not None and settings.redis_url == TEST_REDIS_URL:
             await context.redis.flushdb()
 
     io_loop.run_sync(reset_shared_state)

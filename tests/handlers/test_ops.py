@@ -43,6 +43,14 @@ async def test_health_is_503_when_the_database_is_unreachable(client: ApiClient)
     )
 
 
+# As above: a Redis URL where nothing answers.
+@pytest.mark.settings(redis_url="redis://127.0.0.1:1/0")
+async def test_health_is_503_when_configured_redis_does_not_answer(client: ApiClient) -> None:
+    response = await client.get("ops:health")
+    assert response.status == 503
+    assert response.json() == {"status": "degraded", "database": "ok", "redis": "unavailable"}
+
+
 async def test_every_response_carries_the_security_headers(client: ApiClient) -> None:
     ok = await client.get("ops:health")
     missing = await client.get("/no/such/page")
