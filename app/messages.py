@@ -43,6 +43,10 @@ FIELD_MESSAGES: dict[str, str] = {
     "money_invalid": N_("Enter a non-negative amount with at most two decimal places, e.g. 19.99."),
     "email_invalid": N_("Enter a valid email address."),
     "timezone_required": N_("Include a time zone, e.g. 2026-01-31T12:00:00Z."),
+    # Raised by app.schemas.catalog.reject_null for PATCH fields that cannot be cleared.
+    "not_nullable": N_("This field cannot be null."),
+    # Raised by the shipping address schema (app/schemas/orders.py).
+    "country_code": N_("Enter an ISO 3166-1 alpha-2 country code, such as DE."),
 }
 GENERIC_FIELD_MESSAGE = N_("Enter a valid value.")
 
@@ -88,8 +92,6 @@ DISCOUNT_PERCENT_RANGE = N_("A percent discount is a whole number from 1 to 100.
 DISCOUNT_FIXED_AMOUNT = N_("A fixed discount is an amount above zero, e.g. 5.00.")
 DISCOUNT_WINDOW = N_("The end must come after the start.")
 REVIEW_EXISTS = N_("You have already reviewed this product.")
-# Raised by app.schemas.catalog.reject_null for PATCH fields that cannot be cleared.
-FIELD_MESSAGES["not_nullable"] = N_("This field cannot be null.")
 
 
 # Checkout: cart, orders and payments (app/services/cart.py, orders.py, payments.py).
@@ -100,8 +102,6 @@ CART_MIXED_CURRENCY = N_(
 )
 CART_MIXED_CURRENCIES = N_("Your cart mixes currencies ({currencies}); an order is paid in one.")
 CART_EMPTY = N_("Your cart is empty.")
-COUNTRY_INVALID = N_("Enter an ISO 3166-1 alpha-2 country code, such as DE.")
-FIELD_MESSAGES["country_code"] = COUNTRY_INVALID
 IDEMPOTENCY_KEY_INVALID = N_("The Idempotency-Key header must have 1 to 255 characters.")
 ORDER_STATUS_CONFLICT = N_("An order that is {current} cannot become {target}.")
 ORDER_NOT_PAYABLE = N_("Only an order awaiting payment can be paid.")
