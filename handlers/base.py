@@ -143,9 +143,6 @@ class BaseHandler(tornado.web.RequestHandler):
             raise errors.NotAuthenticated()
         return user
 
-    def get_current_user(self) -> User | None:
-        return None  # set in prepare() from the bearer token, never looked up lazily
-
     @property
     def client_ip(self) -> str:
         """The socket peer, or the proxy's X-Real-IP/X-Forwarded-For when

@@ -16,7 +16,6 @@ from typing import Any
 import pytest
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 from sqlalchemy import MetaData, delete
-from sqlalchemy.engine import make_url
 from tornado.ioloop import IOLoop
 
 from app.cli import migrate
@@ -46,10 +45,6 @@ class IsolatedSettings(Settings):
         return (init_settings,)
 
 
-def is_mariadb(url: str) -> bool:
-    return make_url(url).get_backend_name() in {"mysql", "mariadb"}
-
-
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "settings(**overrides): Settings for this test's app")
 
@@ -59,15 +54,6 @@ def pytest_report_header() -> list[str]:
         f"database: {'MariaDB/MySQL (TEST_DATABASE_URL)' if TEST_DATABASE_URL else 'SQLite'}",
         f"redis: {'TEST_REDIS_URL' if TEST_REDIS_URL else 'in-memory cache, limits and pub/sub'}",
     ]
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    if TEST_DATABASE_URL and is_mariadb(TEST_DATABASE_URL):
-        return
-    skip = pytest.mark.skip(reason="needs MariaDB: set TEST_DATABASE_URL=mysql+aiomysql://...")
-    for item in items:
-        if "mariadb" in item.keywords:
-            item.add_marker(skip)
 
 
 async def _drop_everything(url: str) -> None:
