@@ -8,7 +8,6 @@ even one racing the first, applies nothing twice.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -47,27 +46,11 @@ class PaymentStart:
     payment_intent_id: str
 
 
-class _HTTPXClient(stripe.HTTPXClient):
-    """The SDK's httpx client, handing the form body to httpx as `content=`.
-
-    stripe 16.1 passes its already encoded body as `data=<str>`, which httpx deprecates
-    (a DeprecationWarning on every call, and an error once httpx drops it).
-    """
-
-    def _get_request_args_kwargs(
-        self, method: str, url: str, headers: Mapping[str, str], post_data: Any
-    ) -> list[Any]:
-        args, kwargs = super()._get_request_args_kwargs(method, url, headers, post_data)
-        if isinstance(kwargs.get("data"), str | bytes):
-            kwargs["content"] = kwargs.pop("data")
-        return [args, kwargs]
-
-
 class StripeGateway:
     """The process's Stripe client. Stripe errors surface as PaymentsUnavailable."""
 
     def __init__(self, secret_key: str, api_base: str | None = None) -> None:
-        self._http = _HTTPXClient()
+        self._http = stripe.HTTPXClient()
         self._client = stripe.StripeClient(
             secret_key,
             base_addresses={"api": api_base} if api_base else {},
