@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from app.context import AppContext
 from app.services import accounts
@@ -29,6 +30,12 @@ def token_from_mail(body: str) -> str:
     match = _TOKEN_LINE.search(body)
     assert match, f"no token in mail body: {body!r}"
     return match.group(1)
+
+
+async def count_rows(ctx: AppContext, model: Any) -> int:
+    """How many rows the model's table holds now."""
+    async with ctx.sessionmaker() as session:
+        return int(await session.scalar(select(func.count()).select_from(model)) or 0)
 
 
 async def latest_mail_to(ctx: AppContext, recipient: str) -> OutboxMessage:

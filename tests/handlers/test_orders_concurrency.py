@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
 from tornado.httpclient import HTTPResponse
 from tornado.simple_httpclient import SimpleAsyncHTTPClient
 
@@ -17,6 +16,7 @@ from app.context import AppContext
 from app.server import ShopApplication
 from models.orders import Order
 from tests.client import ApiClient
+from tests.factories import count_rows
 from tests.order_factories import (
     add_product,
     fill_cart,
@@ -50,11 +50,6 @@ def crowd(http_server_client: Any, app: ShopApplication) -> Iterator[ApiClient]:
     wide.http.close()
 
 
-async def count_orders(ctx: AppContext) -> int:
-    async with ctx.sessionmaker() as session:
-        return int(await session.scalar(select(func.count()).select_from(Order)) or 0)
-
-
 async def test_fifty_buyers_racing_for_ten_items_make_exactly_ten_orders(
     crowd: ApiClient, ctx: AppContext
 ) -> None:
@@ -69,7 +64,7 @@ async def test_fifty_buyers_racing_for_ten_items_make_exactly_ten_orders(
     assert statuses == {201: 10, 409: BUYERS - 10}
     assert {r.error_code for r in responses if r.status == 409} == {"insufficient_stock"}
     assert await stock_of(ctx, "brass-lamp") == 0
-    assert await count_orders(ctx) == 10
+    assert await count_rows(ctx, Order) == 10
 
 
 async def test_buyers_of_overlapping_carts_never_deadlock_or_oversell(

@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 import stripe
 import structlog
-from sqlalchemy import func, select
 
 from app.context import AppContext
 from models.orders import StripeEvent
 from tests.client import ApiClient, Response
+from tests.factories import count_rows
 from tests.order_factories import (
     order_row,
     placed_order,
@@ -41,11 +41,6 @@ async def deliver(client: ApiClient, payload: str, sig: str | None = None) -> Re
 async def new_order(client: ApiClient, ctx: AppContext, quantity: int = 2) -> dict[str, Any]:
     _, order = await placed_order(client, ctx, quantity)
     return order
-
-
-async def recorded_events(ctx: AppContext) -> int:
-    async with ctx.sessionmaker() as session:
-        return int(await session.scalar(select(func.count()).select_from(StripeEvent)) or 0)
 
 
 def test_the_sdk_accepts_the_signature_the_tests_build() -> None:
@@ -90,7 +85,7 @@ async def test_a_bad_signature_is_400_and_changes_nothing(
         "message": "The Stripe signature is missing or invalid.",
     }
     assert (await order_row(ctx, order["id"])).status == "pending_payment"
-    assert await recorded_events(ctx) == 0
+    assert await count_rows(ctx, StripeEvent) == 0
 
 
 async def test_a_request_without_the_signature_header_is_400(client: ApiClient) -> None:
@@ -112,7 +107,7 @@ async def test_a_replayed_event_is_a_no_op(client: ApiClient, ctx: AppContext) -
     assert (first.status, again.status) == (200, 200)
     assert await timeline(ctx, order["id"]) == ["pending_payment", "payment_failed"]
     assert await stock_of(ctx, "brass-lamp") == 10  # released once, not twice
-    assert await recorded_events(ctx) == 1
+    assert await count_rows(ctx, StripeEvent) == 1
 
 
 async def test_the_same_event_delivered_concurrently_applies_once(
@@ -198,7 +193,7 @@ async def test_an_event_for_an_unknown_order_is_recorded_and_answered_200(
 ) -> None:
     response = await deliver(client, event("payment_intent.succeeded", payment_intent(424242)))
     assert response.status == 200
-    assert await recorded_events(ctx) == 1
+    assert await count_rows(ctx, StripeEvent) == 1
 
 
 async def test_a_payment_for_an_expired_order_is_refunded(

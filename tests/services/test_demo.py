@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from app.context import AppContext
 from app.services.demo import SHOPPER_EMAIL, STAFF_EMAIL, seed_demo
@@ -12,14 +12,11 @@ from models.accounts import User
 from models.catalog import Category, Discount, Product
 from tests.client import ApiClient
 from tests.test_cli import run_cli
+from tests.factories import count_rows
 
 
 async def row_counts(ctx: AppContext) -> list[int]:
-    async with ctx.sessionmaker() as session:
-        return [
-            await session.scalar(select(func.count()).select_from(model)) or 0
-            for model in (Category, Product, Discount, User)
-        ]
+    return [await count_rows(ctx, model) for model in (Category, Product, Discount, User)]
 
 
 async def test_seeding_twice_adds_the_catalogue_once_and_keeps_edits(ctx: AppContext) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from app import errors
 from app.context import AppContext
@@ -15,6 +15,7 @@ from models.accounts import User
 from models.catalog import Discount
 from models.mail import OutboxMessage
 from models.orders import CartItem, Order
+from tests.factories import count_rows
 from tests.order_factories import (
     ADDRESS,
     add_category,
@@ -46,11 +47,6 @@ async def checkout(
             hub=ctx.hub,
             cache=ctx.cache,
         )
-
-
-async def count(ctx: AppContext, model: Any) -> int:
-    async with ctx.sessionmaker() as session:
-        return int(await session.scalar(select(func.count()).select_from(model)) or 0)
 
 
 async def used_count(ctx: AppContext, code: str) -> int:
@@ -90,7 +86,7 @@ async def test_an_order_without_discount_snapshots_the_cart_and_takes_the_stock(
         2,
         7,
     ]
-    assert await count(ctx, CartItem) == 0
+    assert await count_rows(ctx, CartItem) == 0
     assert await timeline(ctx, order.id) == ["pending_payment"]
 
 
@@ -166,9 +162,9 @@ async def test_a_discount_that_does_not_apply_refuses_the_order_and_changes_noth
         await checkout(ctx, buyer.user, code=discount["code"])
     assert list(refused.value.fields) == ["discount_code"]
     assert await stock_of(ctx, "brass-lamp") == 4
-    assert await count(ctx, Order) == 0
-    assert await count(ctx, CartItem) == 1
-    assert await count(ctx, OutboxMessage) == 0
+    assert await count_rows(ctx, Order) == 0
+    assert await count_rows(ctx, CartItem) == 1
+    assert await count_rows(ctx, OutboxMessage) == 0
     assert await used_count(ctx, discount["code"].upper()) == discount.get("used_count", 0)
 
 
@@ -207,8 +203,8 @@ async def test_short_stock_leaves_every_product_unchanged_and_names_the_short_on
     assert short.value.products == ["oak-desk", "wool-rug"]
     assert [await stock_of(ctx, s) for s in ("brass-lamp", "oak-desk", "wool-rug")] == [10, 1, 0]
     assert await used_count(ctx, "SAVE10") == 0
-    assert await count(ctx, Order) == 0
-    assert await count(ctx, CartItem) == 3
+    assert await count_rows(ctx, Order) == 0
+    assert await count_rows(ctx, CartItem) == 3
 
 
 async def test_a_product_withdrawn_since_it_was_added_is_short(ctx: AppContext) -> None:
@@ -258,8 +254,8 @@ async def test_the_same_idempotency_key_returns_the_first_order_and_takes_stock_
     assert again.order.id == first.order.id
     assert [item.quantity for item in again.order.items] == [2]
     assert await stock_of(ctx, "brass-lamp") == 8
-    assert await count(ctx, Order) == 1
-    assert await count(ctx, CartItem) == 1
+    assert await count_rows(ctx, Order) == 1
+    assert await count_rows(ctx, CartItem) == 1
 
 
 async def test_an_idempotency_key_belongs_to_one_user(ctx: AppContext) -> None:
@@ -281,7 +277,7 @@ async def test_the_order_and_stock_events_are_published_after_commit(ctx: AppCon
     def listener(channel: str) -> Any:
         async def hear(message: dict[str, Any]) -> None:
             # What another connection sees when the event arrives: committed data only.
-            heard.append((channel, message, await count(ctx, Order)))
+            heard.append((channel, message, await count_rows(ctx, Order)))
 
         return hear
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from sqlalchemy import func, select, update
+from sqlalchemy import update
 
 from app.context import AppContext
 from app.services.cart import purge_inactive_carts
@@ -13,6 +13,7 @@ from tasks.carts import purge_carts
 from tests.client import ApiClient
 from tests.order_factories import add_product, ago, fill_cart, shopper, shoppers
 from tests.test_cli import run_cli
+from tests.factories import count_rows
 
 
 async def make_stale(ctx: AppContext, user_id: int, days: float) -> None:
@@ -20,11 +21,6 @@ async def make_stale(ctx: AppContext, user_id: int, days: float) -> None:
         await session.execute(
             update(Cart).where(Cart.user_id == user_id).values(updated_at=ago(days=days))
         )
-
-
-async def count(ctx: AppContext, model: type) -> int:
-    async with ctx.sessionmaker() as session:
-        return int(await session.scalar(select(func.count()).select_from(model)) or 0)
 
 
 async def test_carts_untouched_past_the_limit_go_with_their_items(
@@ -41,7 +37,7 @@ async def test_carts_untouched_past_the_limit_go_with_their_items(
 
     assert (await client.get("cart:detail", token=stale.token)).json()["items"] == []
     assert len((await client.get("cart:detail", token=fresh.token)).json()["items"]) == 1
-    assert await count(ctx, CartItem) == 1
+    assert await count_rows(ctx, CartItem) == 1
     assert await purge_carts(ctx) == {}
 
 
@@ -66,8 +62,8 @@ async def test_two_purges_at_once_delete_each_cart_once(client: ApiClient, ctx: 
             return await purge_inactive_carts(session, inactive_days=30)
 
     assert sum(await asyncio.gather(run(), run())) == 5
-    assert await count(ctx, Cart) == 0
-    assert await count(ctx, CartItem) == 0
+    assert await count_rows(ctx, Cart) == 0
+    assert await count_rows(ctx, CartItem) == 0
 
 
 async def test_purge_carts_runs_from_the_command_line(client: ApiClient, ctx: AppContext) -> None:
@@ -78,4 +74,4 @@ async def test_purge_carts_runs_from_the_command_line(client: ApiClient, ctx: Ap
     result = run_cli(ctx, "purge-carts")
     assert result.returncode == 0, result.stderr
     assert "'deleted': 1" in result.stdout
-    assert await count(ctx, Cart) == 0
+    assert await count_rows(ctx, Cart) == 0

@@ -5,19 +5,14 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import update
 
 from app.context import AppContext
 from models.accounts import EmailVerificationToken, RefreshToken
 from models.base import utcnow
 from tasks.tokens import purge_tokens
 from tests.client import ApiClient
-from tests.factories import create_user, log_in
-
-
-async def count(ctx: AppContext, model: type) -> int:
-    async with ctx.sessionmaker() as session:
-        return int(await session.scalar(select(func.count()).select_from(model)) or 0)
+from tests.factories import count_rows, create_user, log_in
 
 
 async def test_purge_removes_used_and_expired_tokens_and_keeps_live_ones(
@@ -34,8 +29,8 @@ async def test_purge_removes_used_and_expired_tokens_and_keeps_live_ones(
         )
 
     assert await purge_tokens(ctx) == {"deleted": 3}
-    assert await count(ctx, EmailVerificationToken) == 1
-    assert await count(ctx, RefreshToken) == 1
+    assert await count_rows(ctx, EmailVerificationToken) == 1
+    assert await count_rows(ctx, RefreshToken) == 1
     assert await purge_tokens(ctx) == {}
 
 
@@ -44,4 +39,4 @@ async def test_two_purges_at_once_delete_each_row_once(client: ApiClient, ctx: A
         await log_in(client, ctx, f"{name}@example.com")
     results = await asyncio.gather(purge_tokens(ctx), purge_tokens(ctx))
     assert sum(result.get("deleted", 0) for result in results) == 3
-    assert await count(ctx, EmailVerificationToken) == 0
+    assert await count_rows(ctx, EmailVerificationToken) == 0
