@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 
 from app.context import AppContext
 from app.security import create_access_token
@@ -15,7 +15,14 @@ from models.mail import OutboxMessage
 from tasks.mail import send_mail
 from tests.client import ApiClient
 from tests.conftest import TEST_SECRET_KEY
-from tests.factories import DEFAULT_PASSWORD, create_user, latest_mail_to, log_in, token_from_mail
+from tests.factories import (
+    DEFAULT_PASSWORD,
+    count_rows,
+    create_user,
+    latest_mail_to,
+    log_in,
+    token_from_mail,
+)
 from tests.smtp import SmtpServer
 
 EMAIL = "ada@example.com"
@@ -81,8 +88,7 @@ async def test_register_refuses_each_weak_password(
     assert response.status == 400
     assert response.error_code == "validation_error"
     assert message in response.json()["error"]["fields"]["password"]
-    async with ctx.sessionmaker() as session:
-        assert await session.scalar(select(func.count()).select_from(OutboxMessage)) == 0
+    assert await count_rows(ctx, OutboxMessage) == 0
 
 
 async def test_register_refuses_an_email_taken_in_another_case(client: ApiClient) -> None:
