@@ -54,7 +54,7 @@ async def _seed_demo(ctx: AppContext) -> str:
     from app.services.demo import seed_demo
 
     async with ctx.sessionmaker() as session:
-        report = await seed_demo(session, cache=ctx.cache)
+        report = await seed_demo(session)
     lines = [
         f"demo catalogue: {report.categories} categories, {report.products} products and "
         f"{report.discounts} discounts added (what already existed was kept)"

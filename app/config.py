@@ -48,6 +48,13 @@ class Settings(BaseSettings):
     order_payment_timeout: int = Field(default=30 * 60, gt=0)
     cache_ttl: int = Field(default=60, ge=0)
 
+    ws_queue_limit: int = Field(default=256, ge=1)
+    ws_replay_limit: int = Field(default=1000, ge=1)
+    # Pings every interval; a peer that has not answered within the timeout is dropped,
+    # so a silent peer goes within interval + timeout (30 s).
+    ws_ping_interval: float = Field(default=20, gt=0)
+    ws_ping_timeout: float = Field(default=10, gt=0)
+
     allowed_origins: str = ""
     trust_proxy_headers: bool = False
     max_body_size: int = Field(default=1024 * 1024, ge=1024)

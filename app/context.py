@@ -3,19 +3,21 @@ to the handlers through `initialize()` and to periodic tasks as arguments."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from app.after_commit import AfterCommit
 from app.cache import ResponseCache, make_cache
 from app.config import Settings
 from app.db import make_engine, make_sessionmaker
-from app.events import Hub, InProcessHub
+from app.hub import Hub, make_hub
 from app.mail import MailBackend, make_mail_backend
 from app.metrics import Metrics
 from app.ratelimit import RateLimiter, make_storage
 from app.services.payments import StripeGateway, make_stripe_gateway
+from app.sockets import OpenSockets
 
 
 @dataclass
@@ -25,11 +27,18 @@ class AppContext:
     sessionmaker: async_sessionmaker[AsyncSession]
     cache: ResponseCache
     hub: Hub
+    after_commit: AfterCommit
     limiter: RateLimiter
     metrics: Metrics
     mailer: MailBackend
     redis: Redis | None
     stripe: StripeGateway | None = None  # None when STRIPE_SECRET_KEY is unset
+    sockets: OpenSockets = field(default_factory=OpenSockets)
+    requests_in_flight: int = 0  # counted by BaseHandler, awaited at shutdown
+
+    async def start(self) -> None:
+        """Connect what runs in the background (the hub's Redis subscription)."""
+        await self.hub.start()
 
     async def close(self) -> None:
         await self.hub.close()
@@ -42,18 +51,28 @@ class AppContext:
 
 
 def create_context(settings: Settings) -> AppContext:
-    """Build the shared parts; nothing connects until first used."""
+    """Build the shared parts; nothing connects until first used (or `start()`)."""
     engine = make_engine(settings.database_url)
-    redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
+    redis = make_redis(settings.redis_url) if settings.redis_url else None
+    metrics = Metrics()
+    cache = ResponseCache(make_cache(settings.redis_url), ttl=settings.cache_ttl)
+    hub = make_hub(redis, metrics)
+    after_commit = AfterCommit(cache, hub)
     return AppContext(
         settings=settings,
         engine=engine,
-        sessionmaker=make_sessionmaker(engine),
-        cache=ResponseCache(make_cache(settings.redis_url), ttl=settings.cache_ttl),
-        hub=InProcessHub(),
+        sessionmaker=make_sessionmaker(engine, after_commit.session_info()),
+        cache=cache,
+        hub=hub,
+        after_commit=after_commit,
         limiter=RateLimiter(make_storage(redis)),
-        metrics=Metrics(),
+        metrics=metrics,
         mailer=make_mail_backend(settings),
         redis=redis,
         stripe=make_stripe_gateway(settings),
     )
+
+
+def make_redis(url: str) -> Redis:
+    """A client that gives up on a Redis that does not answer, rather than hanging."""
+    return Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)

@@ -1,52 +1,93 @@
-"""Publish/subscribe hub for events that reach websockets (and other listeners).
+"""Realtime events: the channel names, the typed events and their one JSON encoding.
 
-Services publish only after their transaction commits. The in-process hub delivers
-to subscribers in this process; a Redis-backed hub with the same interface fans out
-across processes.
+Services hand events to the after-commit publisher (app/after_commit.py) once their
+transaction has committed; the hub (app/hub.py) carries them to every process, and the
+websocket handlers send each listener the event's `frame`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from functools import cached_property
+from typing import Annotated, ClassVar, Literal
 
-import structlog
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-Message = dict[str, Any]
-Subscriber = Callable[[Message], Awaitable[None]]
+from app.schemas.common import UtcDatetime
+from app.schemas.orders import OrderStatus
 
-log = structlog.get_logger(__name__)
-
-
-class Hub(Protocol):
-    async def publish(self, channel: str, message: Message) -> None: ...
-
-    def subscribe(self, channel: str, subscriber: Subscriber) -> Callable[[], None]:
-        """Register `subscriber`; returns the function that unregisters it."""
-        ...
-
-    async def close(self) -> None: ...
+ORDERS_CHANNEL = "orders"
+INVENTORY_CHANNEL = "inventory"
+CHANNELS = (ORDERS_CHANNEL, INVENTORY_CHANNEL)
 
 
-class InProcessHub:
-    def __init__(self) -> None:
-        self._subscribers: dict[str, set[Subscriber]] = {}
+class Message(BaseModel):
+    """A server-to-client websocket message. Fields named in `routing_fields` decide who
+    receives an event and are never sent."""
 
-    async def publish(self, channel: str, message: Message) -> None:
-        # Iterate over a snapshot: a subscriber may unsubscribe while being called.
-        for subscriber in list(self._subscribers.get(channel, ())):
-            try:
-                await subscriber(message)
-            except Exception:  # one broken listener must not stop the others
-                log.exception("event_subscriber_failed", channel=channel)
+    model_config = ConfigDict(frozen=True)
+    routing_fields: ClassVar[frozenset[str]] = frozenset()
 
-    def subscribe(self, channel: str, subscriber: Subscriber) -> Callable[[], None]:
-        self._subscribers.setdefault(channel, set()).add(subscriber)
+    @cached_property
+    def frame(self) -> str:
+        """The text frame clients receive, encoded once however many sockets get it."""
+        return self.model_dump_json(exclude=set(self.routing_fields))
 
-        def unsubscribe() -> None:
-            self._subscribers.get(channel, set()).discard(subscriber)
 
-        return unsubscribe
+class OrderStatusChanged(Message):
+    """An order moved to `status`; `event_id` is its row in the order's timeline."""
 
-    async def close(self) -> None:
-        self._subscribers.clear()
+    channel: ClassVar[str] = ORDERS_CHANNEL
+    routing_fields: ClassVar[frozenset[str]] = frozenset({"user_id"})
+
+    type: Literal["order.status"] = "order.status"
+    event_id: int
+    order_id: int
+    status: OrderStatus
+    at: UtcDatetime
+    user_id: int
+
+
+class StockChanged(Message):
+    """A product's stock after a committed change (order, cancellation, release, expiry,
+    staff edit)."""
+
+    channel: ClassVar[str] = INVENTORY_CHANNEL
+
+    type: Literal["inventory.changed"] = "inventory.changed"
+    product: str
+    stock: int
+    in_stock: bool
+    at: UtcDatetime
+
+
+class StockLevelOut(BaseModel):
+    product: str
+    stock: int
+    in_stock: bool
+
+
+class InventorySnapshot(Message):
+    """The first message on /ws/inventory: the stock of every product asked for."""
+
+    type: Literal["inventory.snapshot"] = "inventory.snapshot"
+    products: list[StockLevelOut]
+
+
+class Resync(Message):
+    """More events were missed than are replayed: refetch state over REST."""
+
+    type: Literal["resync"] = "resync"
+
+
+Event = OrderStatusChanged | StockChanged
+_EVENT: TypeAdapter[Event] = TypeAdapter(Annotated[Event, Field(discriminator="type")])
+
+
+def encode_event(event: Event) -> bytes:
+    """The event with its routing fields, as it travels between processes."""
+    return event.model_dump_json().encode()
+
+
+def decode_event(data: bytes | str) -> Event:
+    """The inverse of `encode_event`; pydantic's ValidationError for anything else."""
+    return _EVENT.validate_json(data)

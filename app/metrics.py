@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 
 class Metrics:
@@ -26,6 +26,31 @@ class Metrics:
         self.mail_failed = Counter(
             "shop_mail_failures",
             "Mail sends that failed and were re-queued.",
+            registry=self.registry,
+        )
+
+        self.sockets_open = Gauge(
+            "shop_ws_open_sockets",
+            "Websockets open, by channel.",
+            ["channel"],
+            registry=self.registry,
+        )
+        self.socket_messages = Counter(
+            "shop_ws_messages_sent",
+            "Websocket messages sent, by channel.",
+            ["channel"],
+            registry=self.registry,
+        )
+        self.sockets_dropped_slow = Counter(
+            "shop_ws_slow_consumers_dropped",
+            "Websockets closed with 1013 because their queue overflowed, by channel.",
+            ["channel"],
+            registry=self.registry,
+        )
+        self.redis_failures = Counter(
+            "shop_redis_failures",
+            "Redis operations that failed, by what Redis was used for.",
+            ["use"],
             registry=self.registry,
         )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import secrets
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -52,8 +53,14 @@ def create_access_token(*, user_id: int, key: str, ttl: int, now: datetime | Non
     return jwt.encode(claims, key, algorithm=JWT_ALGORITHM)
 
 
-def decode_access_token(token: str, *, key: str) -> int:
-    """Return the user id of a valid access token.
+@dataclass(frozen=True)
+class AccessClaims:
+    user_id: int
+    expires_at: datetime
+
+
+def decode_access_token(token: str, *, key: str) -> AccessClaims:
+    """The user id and expiry of a valid access token.
 
     Raises TokenExpired for an expired one and NotAuthenticated for anything else
     (bad signature, wrong algorithm or type, malformed).
@@ -68,7 +75,9 @@ def decode_access_token(token: str, *, key: str) -> int:
         raise NotAuthenticated() from error
     if claims.get("type") != ACCESS_TOKEN_TYPE or not str(claims["sub"]).isdigit():
         raise NotAuthenticated()
-    return int(claims["sub"])
+    return AccessClaims(
+        user_id=int(claims["sub"]), expires_at=datetime.fromtimestamp(claims["exp"], UTC)
+    )
 
 
 def new_opaque_token() -> str:

@@ -22,6 +22,9 @@ VERSION = "1.0.0"
 # Bodies up to this multiple of MAX_BODY_SIZE are read and answered 413 in the
 # error format; beyond it Tornado drops the connection without reading further.
 BODY_READ_FACTOR = 4
+# Time given to requests in flight and closing websockets at SIGTERM (exit within 10 s).
+SHUTDOWN_SECONDS = 8
+GOING_AWAY = 1001
 
 
 class ShopApplication(tornado.web.Application):
@@ -41,8 +44,8 @@ def make_app(ctx: AppContext) -> ShopApplication:
         default_handler_args={"ctx": ctx},
         shop_debug=ctx.settings.debug,
         log_function=lambda handler: _log_request(ctx, handler),
-        websocket_ping_interval=20,
-        websocket_ping_timeout=30,
+        websocket_ping_interval=ctx.settings.ws_ping_interval,
+        websocket_ping_timeout=ctx.settings.ws_ping_timeout,
     )
 
 
@@ -63,9 +66,11 @@ def _log_request(ctx: AppContext, handler: tornado.web.RequestHandler) -> None:
 
 
 async def serve(ctx: AppContext) -> None:
-    """Serve until SIGINT/SIGTERM, then stop the tasks and close connections."""
+    """Serve until SIGINT/SIGTERM, then shut down within SHUTDOWN_SECONDS: stop
+    accepting, close every websocket with 1001, let requests in flight finish, stop."""
     settings = ctx.settings
     app = make_app(ctx)
+    await ctx.start()
     server = app.listen(
         settings.port,
         address=settings.host,
@@ -79,8 +84,15 @@ async def serve(ctx: AppContext) -> None:
         loop.add_signal_handler(signum, stop.set)
     log.info("listening", host=settings.host, port=settings.port)
     await stop.wait()
-    log.info("shutting_down")
+    log.info("shutting_down", sockets=len(ctx.sockets), requests=ctx.requests_in_flight)
+    server.stop()
     for callback in periodic:
         callback.stop()
-    server.stop()
-    await server.close_all_connections()
+    ctx.sockets.close_all(GOING_AWAY, "server shutting down")
+    deadline = loop.time() + SHUTDOWN_SECONDS
+    while (ctx.requests_in_flight or len(ctx.sockets)) and loop.time() < deadline:
+        await asyncio.sleep(0.05)
+    try:
+        await asyncio.wait_for(server.close_all_connections(), max(0.1, deadline - loop.time()))
+    except TimeoutError:
+        log.warning("shutdown_cut_connections")

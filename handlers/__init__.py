@@ -9,7 +9,7 @@ from tornado.routing import URLSpec
 
 from handlers import accounts, ops
 from handlers import catalog, discounts, reviews
-from handlers import cart, orders, payments
+from handlers import cart, orders, payments, realtime
 
 # Every module's routes, in matching order.
 ROUTES: list[tuple[Any, ...]] = [
@@ -21,6 +21,7 @@ ROUTES: list[tuple[Any, ...]] = [
     *cart.routes,
     *orders.routes,
     *payments.routes,
+    *realtime.routes,
 ]
 
 

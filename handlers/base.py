@@ -22,7 +22,6 @@ from app.context import AppContext
 from app.i18n import translate
 from app.messages import BODY_NOT_OBJECT, FIELD_MESSAGES, GENERIC_FIELD_MESSAGE, FieldMessage
 from app.schemas.common import PageParams, Pagination
-from app.security import decode_access_token
 from app.services import accounts
 from models.accounts import User
 
@@ -118,6 +117,8 @@ class BaseHandler(tornado.web.RequestHandler):
     # --- request lifecycle --------------------------------------------------------
 
     async def prepare(self) -> None:
+        self.ctx.requests_in_flight += 1
+        self._in_flight = True
         structlog.contextvars.bind_contextvars(request_id=self.request_id)
         if len(self.request.body) > self.ctx.settings.max_body_size:
             raise errors.PayloadTooLarge()
@@ -129,12 +130,16 @@ class BaseHandler(tornado.web.RequestHandler):
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise errors.NotAuthenticated()
-        user_id = decode_access_token(token.strip(), key=self.ctx.settings.signing_key)
         async with self.ctx.sessionmaker() as session:
-            user = await accounts.get_active_user(session, user_id=user_id)
-        if user is None:
-            raise errors.NotAuthenticated()
-        return user
+            authenticated = await accounts.authenticate(
+                session, access_token=token.strip(), key=self.ctx.settings.signing_key
+            )
+        return authenticated.user
+
+    def on_finish(self) -> None:
+        if getattr(self, "_in_flight", False):
+            self._in_flight = False
+            self.ctx.requests_in_flight -= 1
 
     def require_user(self) -> User:
         """The authenticated user; NotAuthenticated when the request carries none."""

@@ -40,7 +40,7 @@ class CategoriesHandler(BaseHandler):
     async def post(self) -> None:
         data = self.parse_body(CategoryIn)
         async with self.ctx.sessionmaker() as session:
-            category = await catalog.create_category(session, cache=self.ctx.cache, data=data)
+            category = await catalog.create_category(session, data=data)
         self.write_json(CategoryOut.model_validate(category), status=201)
 
 
@@ -55,9 +55,7 @@ class CategoryHandler(BaseHandler):
     async def patch(self, slug: str) -> None:
         changes = self.parse_body(CategoryUpdate)
         async with self.ctx.sessionmaker() as session:
-            category = await catalog.update_category(
-                session, cache=self.ctx.cache, slug=slug, changes=changes
-            )
+            category = await catalog.update_category(session, slug=slug, changes=changes)
         self.write_json(CategoryOut.model_validate(category))
 
     @endpoint(
@@ -68,7 +66,7 @@ class CategoryHandler(BaseHandler):
     )
     async def delete(self, slug: str) -> None:
         async with self.ctx.sessionmaker() as session:
-            await catalog.delete_category(session, cache=self.ctx.cache, slug=slug)
+            await catalog.delete_category(session, slug=slug)
         self.no_content()
 
 
@@ -98,7 +96,7 @@ class ProductsHandler(BaseHandler):
     async def post(self) -> None:
         data = self.parse_body(ProductIn)
         async with self.ctx.sessionmaker() as session:
-            product = await catalog.create_product(session, cache=self.ctx.cache, data=data)
+            product = await catalog.create_product(session, data=data)
         self.write_json(ProductOut.model_validate(product), status=201)
 
 
@@ -121,15 +119,13 @@ class ProductHandler(BaseHandler):
     async def patch(self, slug: str) -> None:
         changes = self.parse_body(ProductUpdate)
         async with self.ctx.sessionmaker() as session:
-            product = await catalog.update_product(
-                session, cache=self.ctx.cache, hub=self.ctx.hub, slug=slug, changes=changes
-            )
+            product = await catalog.update_product(session, slug=slug, changes=changes)
         self.write_json(ProductOut.model_validate(product))
 
     @endpoint("Delete a product", status=204, auth="staff", errors=(404,))
     async def delete(self, slug: str) -> None:
         async with self.ctx.sessionmaker() as session:
-            await catalog.delete_product(session, cache=self.ctx.cache, slug=slug)
+            await catalog.delete_product(session, slug=slug)
         self.no_content()
 
 

@@ -13,7 +13,7 @@ from app.schemas.orders import (
     OrderTimelineOut,
     PaymentOut,
 )
-from app.services import order_status, orders, payments
+from app.services import checkout, orders, payments
 from handlers.base import BaseHandler, endpoint
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
@@ -47,14 +47,12 @@ class OrdersHandler(BaseHandler):
     async def post(self) -> None:
         data = self.parse_body(OrderCreate)
         async with self.ctx.sessionmaker() as session:
-            placed = await orders.create_order_from_cart(
+            placed = await checkout.create_order_from_cart(
                 session,
                 user=self.require_user(),
                 shipping_address=data.shipping_address.model_dump(),
                 discount_code=data.discount_code,
                 idempotency_key=self.idempotency_key(),
-                hub=self.ctx.hub,
-                cache=self.ctx.cache,
             )
         self.write_json(OrderOut.of(placed.order), status=201 if placed.created else 200)
 
@@ -96,13 +94,11 @@ class OrderCancelHandler(BaseHandler):
     )
     async def post(self, order_id: str) -> None:
         async with self.ctx.sessionmaker() as session:
-            order = await order_status.cancel_order(
+            order = await orders.cancel_order(
                 session,
                 order_id=int(order_id),
                 user=self.require_user(),
                 refunds=self.ctx.stripe,
-                hub=self.ctx.hub,
-                cache=self.ctx.cache,
             )
         self.write_json(OrderOut.of(order))
 
@@ -137,12 +133,10 @@ class OrderStatusHandler(BaseHandler):
     async def patch(self, order_id: str) -> None:
         data = self.parse_body(OrderStatusUpdate)
         async with self.ctx.sessionmaker() as session:
-            order = await order_status.update_status(
+            order = await orders.update_status(
                 session,
                 order_id=int(order_id),
                 status=data.status,
-                hub=self.ctx.hub,
-                cache=self.ctx.cache,
             )
         self.write_json(OrderOut.of(order))
 

@@ -16,8 +16,6 @@ class StripeWebhookHandler(BaseHandler):
                 signature=self.request.headers.get("Stripe-Signature"),
                 settings=self.ctx.settings,
                 gateway=self.ctx.stripe,
-                hub=self.ctx.hub,
-                cache=self.ctx.cache,
             )
         self.write_json({"received": True})
 

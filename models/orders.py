@@ -5,8 +5,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, CheckConstraint, ForeignKey, String, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    ForeignKey,
+    String,
+    UniqueConstraint,
+    func,
+    select,
+)
+from sqlalchemy.orm import Mapped, column_property, mapped_column, relationship
 
 from models.base import Base, TimestampMixin
 from models.catalog import Product
@@ -38,6 +47,17 @@ class CartItem(Base):
     product: Mapped[Product] = relationship(lazy="raise")
 
 
+class OrderEvent(Base):
+    """One row per status transition: the order's timeline and the websocket cursor."""
+
+    __tablename__ = "order_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"), index=True)
+    status: Mapped[str] = mapped_column(String(20))
+    created_at: Mapped[datetime]
+
+
 class Order(TimestampMixin, Base):
     __tablename__ = "orders"
     __table_args__ = (UniqueConstraint("user_id", "idempotency_key"),)
@@ -55,6 +75,13 @@ class Order(TimestampMixin, Base):
     shipping_address: Mapped[dict[str, Any]] = mapped_column(JSON)
     idempotency_key: Mapped[str | None] = mapped_column(String(255))
     payment_intent_id: Mapped[str | None] = mapped_column(String(255), index=True)
+    # The newest timeline row: a client that read the order resumes its websocket there.
+    last_event_id: Mapped[int | None] = column_property(
+        select(func.max(OrderEvent.id))
+        .where(OrderEvent.order_id == id)
+        .correlate_except(OrderEvent)
+        .scalar_subquery()
+    )
 
     items: Mapped[list[OrderItem]] = relationship(
         lazy="raise", cascade="all, delete-orphan", order_by="OrderItem.id"
@@ -74,17 +101,6 @@ class OrderItem(Base):
     name: Mapped[str] = mapped_column(String(200))
     unit_price_cents: Mapped[int]
     quantity: Mapped[int]
-
-
-class OrderEvent(Base):
-    """One row per status transition: the order's timeline and the websocket cursor."""
-
-    __tablename__ = "order_events"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"), index=True)
-    status: Mapped[str] = mapped_column(String(20))
-    created_at: Mapped[datetime]
 
 
 class StripeEvent(Base):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from app.context import AppContext
-from app.services.order_status import expire_unpaid_orders
+from app.services.orders import expire_unpaid_orders
 
 
 async def expire_orders(ctx: AppContext) -> dict[str, int]:
@@ -11,7 +11,5 @@ async def expire_orders(ctx: AppContext) -> dict[str, int]:
         expired = await expire_unpaid_orders(
             session,
             timeout_seconds=ctx.settings.order_payment_timeout,
-            hub=ctx.hub,
-            cache=ctx.cache,
         )
     return {"expired": expired} if expired else {}

@@ -19,7 +19,7 @@ from models.catalog import Category, Discount, Product
 
 async def create_category(ctx: AppContext, name: str = "Lighting") -> Category:
     async with ctx.sessionmaker() as session:
-        return await catalog.create_category(session, cache=ctx.cache, data=CategoryIn(name=name))
+        return await catalog.create_category(session, data=CategoryIn(name=name))
 
 
 async def create_product(
@@ -43,7 +43,7 @@ async def create_product(
         }
     )
     async with ctx.sessionmaker() as session:
-        return await catalog.create_product(session, cache=ctx.cache, data=data)
+        return await catalog.create_product(session, data=data)
 
 
 async def create_discount(

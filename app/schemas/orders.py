@@ -92,6 +92,9 @@ class OrderOut(BaseModel):
     shipping_address: AddressOut
     created_at: UtcDatetime
     updated_at: UtcDatetime
+    last_event_id: int | None = Field(
+        description="The newest status event: open /ws/orders?since=<this> to miss no change"
+    )
 
     @classmethod
     def of(cls, order: Order) -> OrderOut:
@@ -117,6 +120,7 @@ class OrderOut(BaseModel):
             shipping_address=AddressOut.model_validate(order.shipping_address),
             created_at=order.created_at,
             updated_at=order.updated_at,
+            last_event_id=order.last_event_id,
         )
 
 

@@ -17,6 +17,7 @@ from app.messages import EMAIL_TAKEN, TOKEN_EXPIRED, TOKEN_INVALID, FieldMessage
 from app.passwords import password_problems
 from app.security import (
     create_access_token,
+    decode_access_token,
     hash_password,
     hash_token,
     new_opaque_token,
@@ -42,6 +43,23 @@ def normalize_email(email: str) -> str:
 async def get_active_user(session: AsyncSession, *, user_id: int) -> User | None:
     user = await session.get(User, user_id)
     return user if user is not None and user.is_active else None
+
+
+@dataclass(frozen=True)
+class Authenticated:
+    user: User
+    expires_at: datetime  # when the access token stops being valid
+
+
+async def authenticate(session: AsyncSession, *, access_token: str, key: str) -> Authenticated:
+    """The active user an access token belongs to. Raises TokenExpired, or
+    NotAuthenticated for a bad token or a user that is gone or deactivated."""
+    claims = decode_access_token(access_token, key=key)
+    async with session.begin():
+        user = await get_active_user(session, user_id=claims.user_id)
+    if user is None:
+        raise errors.NotAuthenticated()
+    return Authenticated(user=user, expires_at=claims.expires_at)
 
 
 def _check_password(password: str, email: str) -> None:

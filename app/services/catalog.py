@@ -18,8 +18,8 @@ from sqlalchemy.orm import joinedload
 from sqlalchemy.orm.interfaces import ORMOption
 
 from app import errors
+from app.after_commit import CATALOG_CACHE_GROUP, after_commit
 from app.cache import ResponseCache
-from app.events import Hub
 from app.messages import CATEGORY_IN_USE, CATEGORY_UNKNOWN, FieldMessage
 from app.schemas.catalog import (
     CategoryIn,
@@ -31,8 +31,9 @@ from app.schemas.catalog import (
     ProductUpdate,
 )
 from app.schemas.common import Pagination
-from app.services.inventory import CATALOG_CACHE_GROUP, StockLevel, announce_stock_changes
+from app.services.inventory import StockLevel, stock_events
 from app.services.slugs import flush_slug, insert_with_slug
+from models.base import utcnow
 from models.catalog import Category, Product
 
 ORDERINGS: dict[str, tuple[ColumnElement[Any], ...]] = {
@@ -111,20 +112,16 @@ async def category_listing(
     return Listing(count=value["count"], results=value["results"])
 
 
-async def create_category(
-    session: AsyncSession, *, cache: ResponseCache, data: CategoryIn
-) -> Category:
+async def create_category(session: AsyncSession, *, data: CategoryIn) -> Category:
     """Raises Conflict when the given slug is taken (a generated one is made unique)."""
     category = Category(name=data.name)
     async with session.begin():
         await insert_with_slug(session, category, requested=data.slug, name=data.name)
-    await cache.invalidate(CATALOG_CACHE_GROUP)
+    await after_commit(session).catalog_changed()
     return category
 
 
-async def update_category(
-    session: AsyncSession, *, cache: ResponseCache, slug: str, changes: CategoryUpdate
-) -> Category:
+async def update_category(session: AsyncSession, *, slug: str, changes: CategoryUpdate) -> Category:
     """Raises NotFound (unknown slug) or Conflict (new slug taken)."""
     async with session.begin():
         category = await session.scalar(select(Category).where(Category.slug == slug))
@@ -133,11 +130,11 @@ async def update_category(
         for name, value in changes.model_dump(exclude_unset=True).items():
             setattr(category, name, value)
         await flush_slug(session)
-    await cache.invalidate(CATALOG_CACHE_GROUP)
+    await after_commit(session).catalog_changed()
     return category
 
 
-async def delete_category(session: AsyncSession, *, cache: ResponseCache, slug: str) -> None:
+async def delete_category(session: AsyncSession, *, slug: str) -> None:
     """Its products stay, without a category. Raises NotFound, or Conflict while a
     discount is limited to the category."""
     try:
@@ -147,7 +144,7 @@ async def delete_category(session: AsyncSession, *, cache: ResponseCache, slug: 
                 raise errors.NotFound()
     except IntegrityError as error:  # the discounts' foreign key is ON DELETE RESTRICT
         raise errors.Conflict(CATEGORY_IN_USE) from error
-    await cache.invalidate(CATALOG_CACHE_GROUP)
+    await after_commit(session).catalog_changed()
 
 
 # --- products --------------------------------------------------------------------------
@@ -233,9 +230,7 @@ async def product_detail(
     return detail
 
 
-async def create_product(
-    session: AsyncSession, *, cache: ResponseCache, data: ProductIn
-) -> Product:
+async def create_product(session: AsyncSession, *, data: ProductIn) -> Product:
     """Raises ValidationFailed (unknown category) or Conflict (given slug taken)."""
     values = data.model_dump(exclude={"slug", "category", "price"})
     async with session.begin():
@@ -245,13 +240,11 @@ async def create_product(
             category=await resolve_category(session, data.category),
         )
         await insert_with_slug(session, product, requested=data.slug, name=data.name)
-    await cache.invalidate(CATALOG_CACHE_GROUP)
+    await after_commit(session).catalog_changed()
     return product
 
 
-async def update_product(
-    session: AsyncSession, *, cache: ResponseCache, hub: Hub, slug: str, changes: ProductUpdate
-) -> Product:
+async def update_product(session: AsyncSession, *, slug: str, changes: ProductUpdate) -> Product:
     """Apply the fields that were sent. A changed stock is announced to inventory
     listeners. The slug only changes when sent (renaming keeps links working).
 
@@ -266,18 +259,18 @@ async def update_product(
             setattr(product, PRODUCT_COLUMNS.get(name, name), value)
         await flush_slug(session)
     if "stock" in values:
-        levels = [StockLevel(slug=product.slug, stock=product.stock)]
-        await announce_stock_changes(cache=cache, hub=hub, levels=levels)
+        level = StockLevel(slug=product.slug, stock=product.stock)
+        await after_commit(session).publish(stock_events([level], utcnow()))
     else:
-        await cache.invalidate(CATALOG_CACHE_GROUP)
+        await after_commit(session).catalog_changed()
     return product
 
 
-async def delete_product(session: AsyncSession, *, cache: ResponseCache, slug: str) -> None:
+async def delete_product(session: AsyncSession, *, slug: str) -> None:
     """Its reviews and cart lines go with it; placed orders keep their snapshots.
     Raises NotFound."""
     async with session.begin():
         deleted = await session.execute(delete(Product).where(Product.slug == slug))
         if deleted.rowcount == 0:  # type: ignore[attr-defined]
             raise errors.NotFound()
-    await cache.invalidate(CATALOG_CACHE_GROUP)
+    await after_commit(session).catalog_changed()

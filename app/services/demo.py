@@ -16,11 +16,10 @@ from slugify import slugify
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.cache import ResponseCache
+from app.after_commit import after_commit
 from app.security import hash_password
 from app.services.accounts import normalize_email
 from app.services.discounts import FIXED, PERCENT
-from app.services.inventory import CATALOG_CACHE_GROUP
 from models.accounts import User
 from models.base import utcnow
 from models.catalog import Category, Discount, Product
@@ -102,7 +101,7 @@ class SeedReport:
     new_users: dict[str, str] = field(default_factory=dict)
 
 
-async def seed_demo(session: AsyncSession, *, cache: ResponseCache) -> SeedReport:
+async def seed_demo(session: AsyncSession) -> SeedReport:
     """Add whatever part of the demo catalogue and demo users is missing (one
     transaction); returns what was added."""
     report = SeedReport()
@@ -112,7 +111,7 @@ async def seed_demo(session: AsyncSession, *, cache: ResponseCache) -> SeedRepor
         await _ensure_discounts(session, categories["lighting"], report)
         for email, staff in ((STAFF_EMAIL, True), (SHOPPER_EMAIL, False)):
             await _ensure_user(session, email, staff=staff, report=report)
-    await cache.invalidate(CATALOG_CACHE_GROUP)
+    await after_commit(session).catalog_changed()
     return report
 
 

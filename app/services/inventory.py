@@ -1,23 +1,23 @@
-"""What every stock change announces once its transaction has committed.
+"""Stock: the guarded SQL that takes and puts back an order's items, the levels it
+leaves, and the `inventory.changed` events that announce them after commit.
 
-Catalog edits, checkouts, cancellations and releases all end here, so the cached
-catalog never shows stale stock and websocket listeners hear about every change.
+Stock only ever changes through a guarded UPDATE (`stock >= quantity` to take, an
+increment to put back), so its correctness never depends on a read-then-write.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
-from app.cache import ResponseCache
-from app.events import Hub
-from app.schemas.common import to_utc_text
-from models.base import utcnow
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
-# Cache group of every catalog response (categories, product lists and details).
-CATALOG_CACHE_GROUP = "catalog"
-INVENTORY_CHANNEL = "inventory"
-ORDERS_CHANNEL = "orders"
+from app import errors
+from app.events import StockChanged, StockLevelOut
+from models.catalog import Product
+from models.orders import CartItem, OrderItem
 
 
 @dataclass(frozen=True)
@@ -26,23 +26,77 @@ class StockLevel:
     stock: int
 
 
-async def announce_stock_changes(
-    *, cache: ResponseCache, hub: Hub, levels: Iterable[StockLevel]
-) -> None:
-    """Invalidate cached catalog responses and publish one `inventory.changed` per product.
+def stock_events(levels: Iterable[StockLevel], at: datetime) -> list[StockChanged]:
+    """One `inventory.changed` per level."""
+    return [
+        StockChanged(product=level.slug, stock=level.stock, in_stock=level.stock > 0, at=at)
+        for level in levels
+    ]
 
-    Call after commit, never inside the transaction.
-    """
-    await cache.invalidate(CATALOG_CACHE_GROUP)
-    at = to_utc_text(utcnow())
-    for level in levels:
-        await hub.publish(
-            INVENTORY_CHANNEL,
-            {
-                "type": "inventory.changed",
-                "product": level.slug,
-                "stock": level.stock,
-                "in_stock": level.stock > 0,
-                "at": at,
-            },
+
+async def take_stock(session: AsyncSession, items: Sequence[CartItem]) -> tuple[StockLevel, ...]:
+    """Decrement each product's stock unless it would go below zero (`items` sorted by
+    product id, so concurrent orders lock rows in one order); InsufficientStock naming
+    every product short otherwise."""
+    short = []
+    for item in items:
+        taken = await session.execute(
+            update(Product)
+            .where(
+                Product.id == item.product_id,
+                Product.is_active.is_(True),
+                Product.stock >= item.quantity,
+            )
+            .values(stock=Product.stock - item.quantity)
+            .execution_options(synchronize_session=False)
         )
+        if taken.rowcount != 1:  # type: ignore[attr-defined]
+            short.append(item.product.slug)
+    if short:
+        raise errors.InsufficientStock(short)
+    return await stock_levels(session, [item.product_id for item in items])
+
+
+async def put_back_stock(session: AsyncSession, order_id: int) -> tuple[StockLevel, ...]:
+    """Add the order's quantities back to their products; the new levels."""
+    rows = await session.execute(
+        select(OrderItem.product_id, OrderItem.quantity)
+        .where(OrderItem.order_id == order_id)
+        .order_by(OrderItem.product_id)
+    )
+    # A product deleted since the order has no stock to put back.
+    items = [(product_id, quantity) for product_id, quantity in rows if product_id is not None]
+    for product_id, quantity in items:
+        await session.execute(
+            update(Product)
+            .where(Product.id == product_id)
+            .values(stock=Product.stock + quantity)
+            .execution_options(synchronize_session=False)
+        )
+    return await stock_levels(session, [product_id for product_id, _ in items])
+
+
+async def stock_levels(session: AsyncSession, product_ids: list[int]) -> tuple[StockLevel, ...]:
+    """The products' stock as this transaction sees it (read from the rows, not the
+    session's objects, which the guarded updates leave untouched)."""
+    rows = await session.execute(
+        select(Product.slug, Product.stock).where(Product.id.in_(product_ids)).order_by(Product.id)
+    )
+    return tuple(StockLevel(slug=slug, stock=stock) for slug, stock in rows)
+
+
+async def stock_snapshot(session: AsyncSession, *, slugs: Sequence[str]) -> list[StockLevelOut]:
+    """The stock of the active products among `slugs`, in the order asked; unknown and
+    inactive slugs are left out."""
+    async with session.begin():
+        rows = await session.execute(
+            select(Product.slug, Product.stock).where(
+                Product.slug.in_(slugs), Product.is_active.is_(True)
+            )
+        )
+        stock = dict(rows.tuples().all())
+    return [
+        StockLevelOut(product=slug, stock=stock[slug], in_stock=stock[slug] > 0)
+        for slug in dict.fromkeys(slugs)
+        if slug in stock
+    ]

@@ -1,225 +1,64 @@
-"""Orders: checkout from the cart, cancellation, staff updates, expiry and reading.
+"""Orders after checkout: reading them, their timeline and the events a reconnecting
+websocket missed, cancellation, staff fulfilment updates and unpaid-order expiry.
 
-Each entry point is one unit of work (retried after a deadlock); every status change
-goes through `order_status.apply_transition` and is announced after commit.
+Each move is one unit of work (retried after a deadlock) that goes through
+`order_status.apply_transition`, and is published after commit.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import partial
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
-from sqlalchemy import delete, func, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from app import errors
-from app.cache import ResponseCache
+from app.after_commit import after_commit
 from app.db import retry_on_deadlock
-from app.emails import ORDER_CONFIRMATION
-from app.events import Hub
-from app.messages import CART_EMPTY, CART_MIXED_CURRENCIES
-from app.schemas.common import Pagination, cents_to_str
-from app.services.discounts import PricedLine, quote_discount, record_discount_use
+from app.events import OrderStatusChanged
+from app.messages import ORDER_STATUS_CONFLICT
+from app.schemas.common import Pagination
 from app.services.order_status import (
+    CANCELLED,
+    EXPIRED,
+    FULFILMENT,
+    PAID,
     PENDING_PAYMENT,
     StatusChange,
-    announce,
-    require_order,
-    take_stock,
+    apply_transition,
+    events_of,
 )
-from app.services.outbox import queue_mail
 from models.accounts import User
 from models.base import utcnow
-from models.orders import Cart, CartItem, Order, OrderEvent, OrderItem
+from models.orders import Order, OrderEvent
 
 log = structlog.get_logger(__name__)
 
 
-@dataclass(frozen=True)
-class PlacedOrder:
-    order: Order
-    created: bool  # False when the Idempotency-Key matched an earlier order
-
-
-# --- checkout ------------------------------------------------------------------------
-
-
-async def create_order_from_cart(
-    session: AsyncSession,
-    *,
-    user: User,
-    shipping_address: Mapping[str, Any],
-    discount_code: str | None = None,
-    idempotency_key: str | None = None,
-    hub: Hub,
-    cache: ResponseCache,
-    now: datetime | None = None,
-) -> PlacedOrder:
-    """Turn the user's cart into a `pending_payment` order, in one transaction.
-
-    Takes the stock (guarded decrements, in ascending product id order), applies and
-    counts the discount, snapshots prices, clears the cart, queues the confirmation
-    mail and records the first event. With an `idempotency_key` already used by this
-    user, returns that earlier order (created=False) and changes nothing.
-
-    Raises ValidationFailed (empty cart, mixed currencies, `fields.discount_code`)
-    or InsufficientStock naming every product short (nothing is taken then).
-    """
-    now = now or utcnow()
-    place = partial(_place, session, user, shipping_address, discount_code, idempotency_key, now)
-
-    async def attempt() -> tuple[Order, StatusChange | None]:
-        try:
-            async with session.begin():
-                return await place()
-        except IntegrityError:
-            # A request with the same key committed first: the unique index decided.
-            async with session.begin():
-                earlier = await _order_by_key(session, user.id, idempotency_key)
-            if earlier is None:
-                raise
-            return earlier, None
-
-    order, change = await retry_on_deadlock(attempt)
-    await announce([change], hub=hub, cache=cache)
-    return PlacedOrder(order=order, created=change is not None)
-
-
-async def _order_by_key(session: AsyncSession, user_id: int, key: str | None) -> Order | None:
-    if key is None:
-        return None
-    return await session.scalar(
-        select(Order)
-        .where(Order.user_id == user_id, Order.idempotency_key == key)
-        .options(selectinload(Order.items))
-    )
-
-
-async def _place(
-    session: AsyncSession,
-    user: User,
-    shipping_address: Mapping[str, Any],
-    discount_code: str | None,
-    idempotency_key: str | None,
-    now: datetime,
-) -> tuple[Order, StatusChange | None]:
-    # The cart row lock makes two checkouts of one cart run one after the other, so a
-    # retry finds the order its first attempt committed (and not an emptied cart).
-    cart = await session.scalar(select(Cart).where(Cart.user_id == user.id).with_for_update())
-    earlier = await _order_by_key(session, user.id, idempotency_key)
-    if earlier is not None:
-        return earlier, None
-    items: Sequence[CartItem] = []
-    if cart is not None:
-        items = (
-            await session.scalars(
-                select(CartItem)
-                .where(CartItem.cart_id == cart.id)
-                .options(selectinload(CartItem.product))
-                .order_by(CartItem.product_id)
-            )
-        ).all()
-    if cart is None or not items:
-        raise errors.ValidationFailed(CART_EMPTY)
-    currencies = sorted({item.product.currency for item in items})
-    if len(currencies) > 1:
-        raise errors.ValidationFailed(
-            CART_MIXED_CURRENCIES, params={"currencies": ", ".join(currencies)}
-        )
-    lines = [
-        PricedLine(
-            product_id=item.product_id,
-            category_id=item.product.category_id,
-            unit_price_cents=item.product.price_cents,
-            quantity=item.quantity,
-        )
-        for item in items
-    ]
-    subtotal = sum(line.total_cents for line in lines)
-    order = Order(
-        user_id=user.id,
-        status=PENDING_PAYMENT,
-        subtotal_cents=subtotal,
-        discount_total_cents=0,
-        total_cents=subtotal,
-        currency=currencies[0],
-        shipping_address=dict(shipping_address),
-        idempotency_key=idempotency_key,
-        created_at=now,
-        updated_at=now,
-        items=[
-            OrderItem(
-                product_id=item.product_id,
-                product_slug=item.product.slug,
-                name=item.product.name,
-                unit_price_cents=item.product.price_cents,
-                quantity=item.quantity,
-            )
-            for item in items
-        ],
-    )
-    if discount_code is not None:
-        # Counted before the stock is taken: the discount row is always locked
-        # before product rows, so two checkouts never wait on each other in a cycle.
-        quote = await quote_discount(session, code=discount_code, lines=lines, now=now)
-        await record_discount_use(session, discount_id=quote.discount.id)
-        order.discount_id = quote.discount.id
-        order.discount_code = quote.discount.code
-        order.discount_total_cents = quote.amount_cents
-        order.total_cents = subtotal - quote.amount_cents
-    levels = await take_stock(session, items)
-    session.add(order)
-    await session.flush()  # the order id; a reused Idempotency-Key fails here
-    event = OrderEvent(order_id=order.id, status=PENDING_PAYMENT, created_at=now)
-    session.add(event)
-    await session.execute(delete(CartItem).where(CartItem.cart_id == cart.id))
-    cart.updated_at = now
-    _queue_confirmation(session, user, order)
-    await session.flush()
-    return order, StatusChange(order.id, user.id, None, PENDING_PAYMENT, event.id, now, levels)
-
-
-def _queue_confirmation(session: AsyncSession, user: User, order: Order) -> None:
-    def money(cents: int) -> str:
-        return f"{cents_to_str(cents)} {order.currency}"
-
-    address = order.shipping_address
-    subject, body = ORDER_CONFIRMATION.render(
-        user.language,
-        name=user.full_name or user.email,
-        order_id=order.id,
-        items="\n".join(
-            f"{item.quantity} x {item.name}: {money(item.unit_price_cents * item.quantity)}"
-            for item in order.items
-        ),
-        subtotal=money(order.subtotal_cents),
-        discount=money(order.discount_total_cents),
-        total=money(order.total_cents),
-        address="\n".join(
-            part
-            for part in (
-                address["name"],
-                address["line1"],
-                address.get("line2"),
-                f"{address['postal_code']} {address['city']}",
-                address["country"],
-            )
-            if part
-        ),
-    )
-    queue_mail(session, recipient=user.email, subject=subject, body=body)
-
-
-# --- the status machine --------------------------------------------------------------
-
-
 # --- reading ---------------------------------------------------------------------------
+
+
+def can_view_order(user: User, order: Order) -> bool:
+    return user.is_staff or order.user_id == user.id
+
+
+async def require_order(session: AsyncSession, order_id: int, user: User | None) -> Order:
+    """The order with its items (read afresh); NotFound when it does not exist or
+    `user` may not see it (None: no restriction, for staff-only paths)."""
+    order = await session.scalar(
+        select(Order)
+        .where(Order.id == order_id)
+        .options(selectinload(Order.items))
+        .execution_options(populate_existing=True)
+    )
+    if order is None or (user is not None and not can_view_order(user, order)):
+        raise errors.NotFound()
+    return order
 
 
 async def get_order(session: AsyncSession, *, order_id: int, user: User) -> Order:
@@ -253,3 +92,163 @@ async def list_orders(
             .limit(page.page_size)
         )
         return list(orders.all()), int(count or 0)
+
+
+@dataclass(frozen=True)
+class Missed:
+    """The events a reconnecting listener missed, or `too_many` when they exceed the limit."""
+
+    events: list[OrderStatusChanged]
+    too_many: bool
+
+
+async def events_since(
+    session: AsyncSession, *, viewer: User, since: int, order_id: int | None, limit: int
+) -> Missed:
+    """The stored status events after event `since` that `viewer` may see (own orders,
+    staff every order; only `order_id` when given), oldest first, at most `limit`."""
+    query = (
+        select(OrderEvent, Order.user_id)
+        .join(Order, Order.id == OrderEvent.order_id)
+        .where(OrderEvent.id > since)
+        .order_by(OrderEvent.id)
+        .limit(limit + 1)
+    )
+    if not viewer.is_staff:
+        query = query.where(Order.user_id == viewer.id)
+    if order_id is not None:
+        query = query.where(OrderEvent.order_id == order_id)
+    async with session.begin():
+        rows = (await session.execute(query)).tuples().all()
+    if len(rows) > limit:
+        return Missed(events=[], too_many=True)
+    events = [
+        OrderStatusChanged(
+            event_id=event.id,
+            order_id=event.order_id,
+            user_id=user_id,
+            status=event.status,
+            at=event.created_at,
+        )
+        for event, user_id in rows
+    ]
+    return Missed(events=events, too_many=False)
+
+
+async def may_watch_order(session: AsyncSession, *, viewer: User, order_id: int) -> bool:
+    """True when the order exists and `viewer` may see it."""
+    async with session.begin():
+        owner = await session.scalar(select(Order.user_id).where(Order.id == order_id))
+    return owner is not None and (viewer.is_staff or owner == viewer.id)
+
+
+# --- moving an order after checkout ----------------------------------------------
+
+
+class Refunds(Protocol):
+    """What cancelling a paid order needs from the payment provider."""
+
+    async def refund(self, *, payment_intent_id: str) -> None: ...
+
+
+async def cancel_order(
+    session: AsyncSession,
+    *,
+    order_id: int,
+    user: User,
+    refunds: Refunds | None,
+    now: datetime | None = None,
+) -> Order:
+    """Cancel an order of `user` (staff: any order) and return it.
+
+    Idempotent: only the call that moves the order puts its stock back; cancelling a
+    cancelled order changes nothing. A paid order's payment is refunded through
+    `refunds` after commit (logged when payments are not configured or the request
+    fails: the cancellation stands). Raises NotFound or Conflict (processing, shipped...).
+    """
+    now = now or utcnow()
+
+    async def attempt() -> tuple[Order, StatusChange | None]:
+        async with session.begin():
+            await require_order(session, order_id, user)
+            change = await apply_transition(session, order_id=order_id, target=CANCELLED, now=now)
+            return await require_order(session, order_id, user), change
+
+    order, change = await retry_on_deadlock(attempt)
+    await after_commit(session).publish(events_of([change]))
+    if change is not None and change.previous == PAID:
+        await request_refund(refunds, payment_intent_id=order.payment_intent_id, order_id=order.id)
+    return order
+
+
+async def request_refund(
+    refunds: Refunds | None, *, payment_intent_id: str | None, **context: Any
+) -> None:
+    """Ask the payment provider for a full refund; call after commit. Never raises: a
+    refund that cannot be requested is logged as an error, to be settled by hand."""
+    if refunds is not None and payment_intent_id is not None:
+        try:
+            await refunds.refund(payment_intent_id=payment_intent_id)
+            return
+        except errors.PaymentsUnavailable:
+            pass
+    log.error("refund_not_requested", payment_intent=payment_intent_id, **context)
+
+
+async def update_status(
+    session: AsyncSession, *, order_id: int, status: str, now: datetime | None = None
+) -> Order:
+    """Staff move a paid order along processing -> shipped -> delivered.
+
+    Setting the current status again changes nothing. Raises NotFound, or Conflict for
+    any other move (payment and cancellation have their own endpoints).
+    """
+    now = now or utcnow()
+
+    async def attempt() -> tuple[Order, StatusChange | None]:
+        async with session.begin():
+            order = await require_order(session, order_id, None)
+            if status not in FULFILMENT and status != order.status:
+                raise errors.Conflict(
+                    ORDER_STATUS_CONFLICT, params={"current": order.status, "target": status}
+                )
+            change = await apply_transition(session, order_id=order_id, target=status, now=now)
+            return await require_order(session, order_id, None), change
+
+    order, change = await retry_on_deadlock(attempt)
+    await after_commit(session).publish(events_of([change]))
+    return order
+
+
+async def expire_unpaid_orders(
+    session: AsyncSession, *, timeout_seconds: int, now: datetime | None = None
+) -> int:
+    """Expire `pending_payment` orders older than `timeout_seconds`, putting their stock
+    back; returns how many this call expired. Safe from several processes at once:
+    each order is moved by one of them, and one paid meanwhile is left alone."""
+    now = now or utcnow()
+    async with session.begin():
+        due = (
+            await session.scalars(
+                select(Order.id)
+                .where(
+                    Order.status == PENDING_PAYMENT,
+                    Order.created_at < now - timedelta(seconds=timeout_seconds),
+                )
+                .order_by(Order.id)
+            )
+        ).all()
+    expired = 0
+    for order_id in due:
+        change = await retry_on_deadlock(partial(_expire, session, order_id, now))
+        await after_commit(session).publish(events_of([change]))
+        expired += change is not None
+    return expired
+
+
+async def _expire(session: AsyncSession, order_id: int, now: datetime) -> StatusChange | None:
+    async with session.begin():
+        try:
+            return await apply_transition(session, order_id=order_id, target=EXPIRED, now=now)
+        except errors.Conflict:  # paid or cancelled since it was found
+            return None

@@ -19,12 +19,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import errors
-from app.cache import ResponseCache
 from app.config import Settings
+from app.after_commit import after_commit
 from app.db import retry_on_deadlock
-from app.events import Hub
 from app.messages import ORDER_NOT_PAYABLE, STRIPE_SIGNATURE_INVALID
 from app.services import order_status
+from app.services.orders import request_refund
 from models.accounts import User
 from models.base import utcnow
 from models.orders import Order, StripeEvent
@@ -133,8 +133,6 @@ async def handle_stripe_webhook(
     signature: str | None,
     settings: Settings,
     gateway: StripeGateway | None,
-    hub: Hub,
-    cache: ResponseCache,
     now: datetime | None = None,
 ) -> None:
     """Verify a webhook delivery and apply it once.
@@ -191,13 +189,11 @@ async def handle_stripe_webhook(
     except IntegrityError:  # the event id is the only unique key `apply` inserts
         log.info("stripe_event_replayed", event_id=event_id, event_type=event_type)
         return
-    await order_status.announce([change], hub=hub, cache=cache)
+    await after_commit(session).publish(order_status.events_of([change]))
     if too_late and target == order_status.PAID:
         # The money arrived for an order that expired, failed or was cancelled meanwhile:
         # its stock is gone back, so the payment goes back too.
-        await order_status.request_refund(
-            gateway, payment_intent_id=payment.get("id"), event_id=event_id
-        )
+        await request_refund(gateway, payment_intent_id=payment.get("id"), event_id=event_id)
 
 
 async def _order_id(session: AsyncSession, payment: dict[str, Any]) -> int:

@@ -15,12 +15,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
 from app import errors
-from app.cache import ResponseCache
+from app.after_commit import after_commit
 from app.messages import REVIEW_EXISTS
 from app.schemas.common import Pagination
 from app.schemas.reviews import ReviewIn, ReviewUpdate
 from app.services.catalog import fetch_page, require_product
-from app.services.inventory import CATALOG_CACHE_GROUP
 from models.accounts import User
 from models.catalog import Product, Review
 
@@ -52,7 +51,7 @@ async def review_page(
 
 
 async def create_review(
-    session: AsyncSession, *, cache: ResponseCache, user: User, product_slug: str, data: ReviewIn
+    session: AsyncSession, *, user: User, product_slug: str, data: ReviewIn
 ) -> Review:
     """Raises NotFound (unknown product; inactive unless staff) or Conflict (the user
     has reviewed this product already)."""
@@ -69,14 +68,13 @@ async def create_review(
             await session.refresh(review, ["author"])
     except IntegrityError as error:
         raise errors.Conflict(REVIEW_EXISTS) from error
-    await cache.invalidate(CATALOG_CACHE_GROUP)
+    await after_commit(session).catalog_changed()
     return review
 
 
 async def update_review(
     session: AsyncSession,
     *,
-    cache: ResponseCache,
     user: User,
     review_id: int,
     changes: ReviewUpdate,
@@ -89,20 +87,18 @@ async def update_review(
             setattr(review, name, value)
         await session.flush()
         await _recompute_rating(session, review.product_id)
-    await cache.invalidate(CATALOG_CACHE_GROUP)
+    await after_commit(session).catalog_changed()
     return review
 
 
-async def delete_review(
-    session: AsyncSession, *, cache: ResponseCache, user: User, review_id: int
-) -> None:
+async def delete_review(session: AsyncSession, *, user: User, review_id: int) -> None:
     """Raises NotFound or PermissionDenied (neither the author nor staff)."""
     async with session.begin():
         review = await _editable_review(session, user, review_id)
         await session.delete(review)
         await session.flush()
         await _recompute_rating(session, review.product_id)
-    await cache.invalidate(CATALOG_CACHE_GROUP)
+    await after_commit(session).catalog_changed()
 
 
 async def _editable_review(session: AsyncSession, user: User, review_id: int) -> Review:

@@ -7,7 +7,10 @@ from typing import Any
 from sqlalchemy import update
 
 from app.context import AppContext
-from app.services.inventory import INVENTORY_CHANNEL, StockLevel, announce_stock_changes
+from app.events import INVENTORY_CHANNEL
+from app.services.inventory import StockLevel, stock_events
+from models.base import utcnow
+from tests.events import hear
 from models.catalog import Product
 from tests.catalog_factories import create_category, create_product, recorded_queries
 from tests.client import ApiClient, Response
@@ -98,12 +101,7 @@ async def test_a_staff_stock_edit_shows_at_once_and_is_announced(
 ) -> None:
     await create_product(ctx, "Brass Desk Lamp", stock=5)
     staff = await log_in(client, ctx, "staff@example.com", staff=True)
-    heard: list[dict[str, Any]] = []
-
-    async def listen(message: dict[str, Any]) -> None:
-        heard.append(message)
-
-    ctx.hub.subscribe(INVENTORY_CHANNEL, listen)
+    heard = hear(ctx, INVENTORY_CHANNEL)
     await served_from_cache(ctx, lambda: client.get("catalog:product", "brass-desk-lamp"))
     response = await client.patch(
         "catalog:product", "brass-desk-lamp", json={"stock": 0}, token=staff.token
@@ -124,9 +122,7 @@ async def test_a_stock_change_elsewhere_shows_at_once(client: ApiClient, ctx: Ap
         await session.execute(
             update(Product).where(Product.id == product.id, Product.stock >= 2).values(stock=3)
         )
-    await announce_stock_changes(
-        cache=ctx.cache, hub=ctx.hub, levels=[StockLevel(slug=product.slug, stock=3)]
-    )
+    await ctx.after_commit.publish(stock_events([StockLevel(slug=product.slug, stock=3)], utcnow()))
     assert (await client.get("catalog:products")).json()["results"][0]["stock"] == 3
 
 

@@ -52,6 +52,7 @@ async def test_ordering_answers_201_with_the_order_in_the_contract_shape(
         "shipping_address",
         "created_at",
         "updated_at",
+        "last_event_id",
     }
     assert order["status"] == "pending_payment"
     assert order["items"] == [
@@ -71,6 +72,8 @@ async def test_ordering_answers_201_with_the_order_in_the_contract_shape(
     assert (order["discount_code"], order["currency"]) == ("SAVE10", "USD")
     assert order["shipping_address"] == {**ADDRESS, "line2": None}
     assert order["created_at"].endswith("Z")
+    timeline = (await client.get("orders:events", order["id"], token=buyer.token)).json()
+    assert order["last_event_id"] == timeline[-1]["id"]
 
 
 async def test_a_placed_order_keeps_its_prices_when_the_catalog_changes(

@@ -8,7 +8,7 @@ import pytest
 
 from app.context import AppContext
 from app.services.catalog import cache_key
-from app.services.inventory import CATALOG_CACHE_GROUP
+from app.after_commit import CATALOG_CACHE_GROUP
 from app.services.slugs import SLUG_BASE_LENGTH
 from tests.catalog_factories import create_category, create_product
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -9,8 +10,9 @@ from sqlalchemy import select
 
 from app import errors
 from app.context import AppContext
-from app.services import cart, orders
-from app.services.inventory import INVENTORY_CHANNEL, ORDERS_CHANNEL
+from app.events import INVENTORY_CHANNEL, ORDERS_CHANNEL, Event
+from app.services import cart
+from app.services.checkout import PlacedOrder, create_order_from_cart
 from models.accounts import User
 from models.catalog import Discount
 from models.mail import OutboxMessage
@@ -36,16 +38,14 @@ async def fill(ctx: AppContext, user: User, lines: dict[str, int]) -> None:
 
 async def checkout(
     ctx: AppContext, user: User, *, code: str | None = None, key: str | None = None
-) -> orders.PlacedOrder:
+) -> PlacedOrder:
     async with ctx.sessionmaker() as session:
-        return await orders.create_order_from_cart(
+        return await create_order_from_cart(
             session,
             user=user,
             shipping_address=ADDRESS,
             discount_code=code,
             idempotency_key=key,
-            hub=ctx.hub,
-            cache=ctx.cache,
         )
 
 
@@ -272,20 +272,18 @@ async def test_the_order_and_stock_events_are_published_after_commit(ctx: AppCon
     await add_product(ctx, stock=10)
     buyer = await shopper(ctx)
     await fill(ctx, buyer.user, {"brass-lamp": 4})
-    heard: list[tuple[str, dict[str, Any], int]] = []
+    heard: list[tuple[dict[str, Any], asyncio.Task[int]]] = []
 
-    def listener(channel: str) -> Any:
-        async def hear(message: dict[str, Any]) -> None:
-            # What another connection sees when the event arrives: committed data only.
-            heard.append((channel, message, await count_rows(ctx, Order)))
+    def listen(event: Event) -> None:
+        # What another connection sees as the event arrives: committed data only.
+        heard.append((event.model_dump(mode="json"), asyncio.create_task(count_rows(ctx, Order))))
 
-        return hear
-
-    ctx.hub.subscribe(ORDERS_CHANNEL, listener(ORDERS_CHANNEL))
-    ctx.hub.subscribe(INVENTORY_CHANNEL, listener(INVENTORY_CHANNEL))
+    ctx.hub.subscribe(ORDERS_CHANNEL, listen)
+    ctx.hub.subscribe(INVENTORY_CHANNEL, listen)
     order = (await checkout(ctx, buyer.user)).order
 
-    [(_, status, orders_seen), (_, stock, _)] = heard
+    [(status, orders_seen), (stock, _)] = heard
+    orders_seen = await orders_seen
     assert status["type"] == "order.status"
     assert (status["order_id"], status["user_id"], status["status"]) == (
         order.id,

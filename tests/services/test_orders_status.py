@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from typing import Any, get_args
+from typing import get_args
 
 import pytest
 
@@ -11,7 +11,8 @@ from app import errors
 from app.context import AppContext
 from app.schemas.orders import OrderStatus
 from app.services import order_status
-from app.services.inventory import INVENTORY_CHANNEL, ORDERS_CHANNEL
+from app.events import INVENTORY_CHANNEL, ORDERS_CHANNEL
+from tests.events import hear
 from models.base import utcnow
 from tests.client import ApiClient
 from tests.order_factories import (
@@ -90,13 +91,7 @@ async def test_a_cancellation_publishes_the_status_then_the_restored_stock(
     client: ApiClient, ctx: AppContext
 ) -> None:
     buyer, order = await placed_order(client, ctx, 2, stock=5)
-    heard: list[dict[str, Any]] = []
-
-    async def hear(message: dict[str, Any]) -> None:
-        heard.append(message)
-
-    ctx.hub.subscribe(ORDERS_CHANNEL, hear)
-    ctx.hub.subscribe(INVENTORY_CHANNEL, hear)
+    heard = hear(ctx, ORDERS_CHANNEL, INVENTORY_CHANNEL)
     await client.post("orders:cancel", order["id"], token=buyer.token)
     await client.post("orders:cancel", order["id"], token=buyer.token)  # nothing more to tell
 

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from sqlalchemy import update
 
 from app.context import AppContext
-from app.services.inventory import INVENTORY_CHANNEL, ORDERS_CHANNEL
-from app.services.order_status import expire_unpaid_orders
+from app.events import INVENTORY_CHANNEL, ORDERS_CHANNEL
+from app.services.orders import expire_unpaid_orders
+from tests.events import hear
 from models.orders import Order
 from tasks.orders import expire_orders
 from tests.client import ApiClient
@@ -66,13 +66,7 @@ async def test_expiry_announces_the_status_and_the_stock(
 ) -> None:
     buyer, order = await placed_order(client, ctx, 3, stock=3)
     await age(ctx, order["id"], hours=1)
-    heard: list[dict[str, Any]] = []
-
-    async def hear(message: dict[str, Any]) -> None:
-        heard.append(message)
-
-    ctx.hub.subscribe(ORDERS_CHANNEL, hear)
-    ctx.hub.subscribe(INVENTORY_CHANNEL, hear)
+    heard = hear(ctx, ORDERS_CHANNEL, INVENTORY_CHANNEL)
     await expire_orders(ctx)
     assert [(m["type"], m.get("status"), m.get("stock")) for m in heard] == [
         ("order.status", "expired", None),
@@ -90,9 +84,7 @@ async def test_two_runs_at_once_expire_each_order_once(client: ApiClient, ctx: A
 
     async def run() -> int:
         async with ctx.sessionmaker() as session:
-            return await expire_unpaid_orders(
-                session, timeout_seconds=60, hub=ctx.hub, cache=ctx.cache
-            )
+            return await expire_unpaid_orders(session, timeout_seconds=60)
 
     results = await asyncio.gather(run(), run())
 

@@ -1,0 +1,209 @@
+"""Checkout: the user's cart becomes a `pending_payment` order in one transaction
+(retried after a deadlock), announced after commit."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from functools import partial
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
+
+from app import errors
+from app.after_commit import after_commit
+from app.db import retry_on_deadlock
+from app.emails import ORDER_CONFIRMATION
+from app.messages import CART_EMPTY, CART_MIXED_CURRENCIES
+from app.schemas.common import cents_to_str
+from app.services.discounts import PricedLine, quote_discount, record_discount_use
+from app.services.inventory import take_stock
+from app.services.order_status import PENDING_PAYMENT, StatusChange, events_of, record_event
+from app.services.outbox import queue_mail
+from models.accounts import User
+from models.base import utcnow
+from models.orders import Cart, CartItem, Order, OrderItem
+
+
+@dataclass(frozen=True)
+class PlacedOrder:
+    order: Order
+    created: bool  # False when the Idempotency-Key matched an earlier order
+
+
+# --- checkout ------------------------------------------------------------------------
+
+
+async def create_order_from_cart(
+    session: AsyncSession,
+    *,
+    user: User,
+    shipping_address: Mapping[str, Any],
+    discount_code: str | None = None,
+    idempotency_key: str | None = None,
+    now: datetime | None = None,
+) -> PlacedOrder:
+    """Turn the user's cart into a `pending_payment` order, in one transaction.
+
+    Takes the stock (guarded decrements, in ascending product id order), applies and
+    counts the discount, snapshots prices, clears the cart, queues the confirmation
+    mail and records the first event. With an `idempotency_key` already used by this
+    user, returns that earlier order (created=False) and changes nothing.
+
+    Raises ValidationFailed (empty cart, mixed currencies, `fields.discount_code`)
+    or InsufficientStock naming every product short (nothing is taken then).
+    """
+    now = now or utcnow()
+    place = partial(_place, session, user, shipping_address, discount_code, idempotency_key, now)
+
+    async def attempt() -> tuple[Order, StatusChange | None]:
+        try:
+            async with session.begin():
+                return await place()
+        except IntegrityError:
+            # A request with the same key committed first: the unique index decided.
+            async with session.begin():
+                earlier = await _order_by_key(session, user.id, idempotency_key)
+            if earlier is None:
+                raise
+            return earlier, None
+
+    order, change = await retry_on_deadlock(attempt)
+    await after_commit(session).publish(events_of([change]))
+    return PlacedOrder(order=order, created=change is not None)
+
+
+async def _order_by_key(session: AsyncSession, user_id: int, key: str | None) -> Order | None:
+    if key is None:
+        return None
+    return await session.scalar(
+        select(Order)
+        .where(Order.user_id == user_id, Order.idempotency_key == key)
+        .options(selectinload(Order.items))
+    )
+
+
+async def _place(
+    session: AsyncSession,
+    user: User,
+    shipping_address: Mapping[str, Any],
+    discount_code: str | None,
+    idempotency_key: str | None,
+    now: datetime,
+) -> tuple[Order, StatusChange | None]:
+    # The cart row lock makes two checkouts of one cart run one after the other, so a
+    # retry finds the order its first attempt committed (and not an emptied cart).
+    cart = await session.scalar(select(Cart).where(Cart.user_id == user.id).with_for_update())
+    earlier = await _order_by_key(session, user.id, idempotency_key)
+    if earlier is not None:
+        return earlier, None
+    items: Sequence[CartItem] = []
+    if cart is not None:
+        items = (
+            await session.scalars(
+                select(CartItem)
+                .where(CartItem.cart_id == cart.id)
+                .options(selectinload(CartItem.product))
+                .order_by(CartItem.product_id)
+            )
+        ).all()
+    if cart is None or not items:
+        raise errors.ValidationFailed(CART_EMPTY)
+    currencies = sorted({item.product.currency for item in items})
+    if len(currencies) > 1:
+        raise errors.ValidationFailed(
+            CART_MIXED_CURRENCIES, params={"currencies": ", ".join(currencies)}
+        )
+    lines = [
+        PricedLine(
+            product_id=item.product_id,
+            category_id=item.product.category_id,
+            unit_price_cents=item.product.price_cents,
+            quantity=item.quantity,
+        )
+        for item in items
+    ]
+    subtotal = sum(line.total_cents for line in lines)
+    order = Order(
+        user_id=user.id,
+        status=PENDING_PAYMENT,
+        subtotal_cents=subtotal,
+        discount_total_cents=0,
+        total_cents=subtotal,
+        currency=currencies[0],
+        shipping_address=dict(shipping_address),
+        idempotency_key=idempotency_key,
+        created_at=now,
+        updated_at=now,
+        items=[
+            OrderItem(
+                product_id=item.product_id,
+                product_slug=item.product.slug,
+                name=item.product.name,
+                unit_price_cents=item.product.price_cents,
+                quantity=item.quantity,
+            )
+            for item in items
+        ],
+    )
+    if discount_code is not None:
+        # Counted before the stock is taken: the discount row is always locked
+        # before product rows, so two checkouts never wait on each other in a cycle.
+        quote = await quote_discount(session, code=discount_code, lines=lines, now=now)
+        await record_discount_use(session, discount_id=quote.discount.id)
+        order.discount_id = quote.discount.id
+        order.discount_code = quote.discount.code
+        order.discount_total_cents = quote.amount_cents
+        order.total_cents = subtotal - quote.amount_cents
+    levels = await take_stock(session, items)
+    session.add(order)
+    await session.flush()  # the order id; a reused Idempotency-Key fails here
+    await session.execute(delete(CartItem).where(CartItem.cart_id == cart.id))
+    cart.updated_at = now
+    _queue_confirmation(session, user, order)
+    change = await record_event(
+        session,
+        order_id=order.id,
+        user_id=user.id,
+        previous=None,
+        status=PENDING_PAYMENT,
+        now=now,
+        levels=levels,
+    )
+    await session.refresh(order, ["last_event_id"])
+    return order, change
+
+
+def _queue_confirmation(session: AsyncSession, user: User, order: Order) -> None:
+    def money(cents: int) -> str:
+        return f"{cents_to_str(cents)} {order.currency}"
+
+    address = order.shipping_address
+    subject, body = ORDER_CONFIRMATION.render(
+        user.language,
+        name=user.full_name or user.email,
+        order_id=order.id,
+        items="\n".join(
+            f"{item.quantity} x {item.name}: {money(item.unit_price_cents * item.quantity)}"
+            for item in order.items
+        ),
+        subtotal=money(order.subtotal_cents),
+        discount=money(order.discount_total_cents),
+        total=money(order.total_cents),
+        address="\n".join(
+            part
+            for part in (
+                address["name"],
+                address["line1"],
+                address.get("line2"),
+                f"{address['postal_code']} {address['city']}",
+                address["country"],
+            )
+            if part
+        ),
+    )
+    queue_mail(session, recipient=user.email, subject=subject, body=body)

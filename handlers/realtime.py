@@ -1,0 +1,278 @@
+"""Websocket channels (DESIGN §6): /ws/orders and /ws/inventory.
+
+Each socket listens on the hub and owns a bounded queue of frames written by one
+writer task, so publishing never waits on a socket; a socket whose queue overflows
+is closed with 1013. Events that arrive while a socket sends its first messages
+(replay, snapshot) are held and released after them, so nothing falls in between.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, ClassVar, TypeVar
+
+import structlog
+import tornado.websocket
+from pydantic import BaseModel, ValidationError
+from tornado.ioloop import IOLoop
+
+from app import errors
+from app.context import AppContext
+from app.events import (
+    INVENTORY_CHANNEL,
+    ORDERS_CHANNEL,
+    Event,
+    InventorySnapshot,
+    Message,
+    OrderStatusChanged,
+    Resync,
+    StockChanged,
+)
+from app.schemas.realtime import InventoryFeedQuery, OrderFeedQuery
+from app.services import accounts, inventory, orders
+from models.accounts import User
+
+log = structlog.get_logger("shop.ws")
+
+M = TypeVar("M", bound=BaseModel)
+
+GOING_AWAY = 1001
+INTERNAL_ERROR = 1011
+TOO_SLOW = 1013
+BAD_PARAMETERS = 4400
+NOT_AUTHENTICATED = 4401
+FORBIDDEN = 4403
+
+
+class Refused(Exception):
+    """Ends a socket before it starts listening, with a close code of DESIGN §6."""
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+class EventSocketHandler(tornado.websocket.WebSocketHandler):
+    """One listener's socket: what the channels share. Subclasses name their `channel`,
+    `start` the socket (parameters, first messages) and say which events it `wants`."""
+
+    channel: ClassVar[str]
+
+    def initialize(self, ctx: AppContext) -> None:
+        self.ctx = ctx
+        self._queue: deque[str] = deque()
+        self._queued = asyncio.Event()
+        self._held: list[Event] | None = None
+        self._unsubscribe: Callable[[], None] | None = None
+        self._writer: asyncio.Task[None] | None = None
+        self._expiry: object | None = None
+        self._counted = False
+
+    def check_origin(self, origin: str) -> bool:
+        """Same-origin (Tornado's check), or an origin listed in ALLOWED_ORIGINS."""
+        return origin in self.ctx.settings.origins or super().check_origin(origin)
+
+    async def open(self, *args: Any, **kwargs: Any) -> None:
+        if not self.ctx.sockets.accepting:
+            self.close(GOING_AWAY, "server shutting down")
+            return
+        self.ctx.sockets.add(self)
+        self.ctx.metrics.sockets_open.labels(channel=self.channel).inc()
+        self._counted = True
+        try:
+            await self.start()
+        except Refused as refused:
+            self.close(refused.code, refused.reason)
+            return
+        except tornado.websocket.WebSocketClosedError:
+            return
+        except Exception:
+            log.exception("websocket_start_failed", channel=self.channel)
+            self.close(INTERNAL_ERROR, "internal error")
+            return
+        self._writer = asyncio.create_task(self._write_queued())
+
+    async def start(self) -> None:
+        """Validate the parameters, `listen()`, send the first messages and `release()`."""
+        raise NotImplementedError
+
+    def wants(self, event: Event) -> bool:
+        """Whether this socket's listener receives `event`."""
+        raise NotImplementedError
+
+    def on_message(self, message: str | bytes) -> None:
+        """Clients send nothing but pings and pongs; anything else is ignored."""
+
+    def on_close(self) -> None:
+        self._stop_listening()
+        if self._writer is not None:
+            self._writer.cancel()
+        if self._expiry is not None:
+            IOLoop.current().remove_timeout(self._expiry)
+        self.ctx.sockets.discard(self)
+        if self._counted:
+            self._counted = False
+            self.ctx.metrics.sockets_open.labels(channel=self.channel).dec()
+
+    # --- for subclasses ---------------------------------------------------------------
+
+    def query(self, model: type[M]) -> M:
+        """The query string validated against `model`; Refused 4400 when invalid."""
+        data = {name: self.get_query_argument(name) for name in self.request.query_arguments}
+        try:
+            return model.model_validate(data)
+        except ValidationError as error:
+            fields = ",".join(sorted({str(item["loc"][0]) for item in error.errors()}))
+            raise Refused(BAD_PARAMETERS, f"invalid parameters: {fields}") from error
+
+    async def authenticate(self, access_token: str) -> User:
+        """The token's user; the socket closes with 4401 when the token expires."""
+        try:
+            async with self.ctx.sessionmaker() as session:
+                authenticated = await accounts.authenticate(
+                    session, access_token=access_token, key=self.ctx.settings.signing_key
+                )
+        except (errors.NotAuthenticated, errors.TokenExpired) as error:
+            raise Refused(NOT_AUTHENTICATED, error.code) from error
+        self._close_at(authenticated.expires_at, NOT_AUTHENTICATED, errors.TokenExpired.code)
+        return authenticated.user
+
+    def listen(self) -> None:
+        """Subscribe to the channel, holding what arrives until `release()`."""
+        self._held = []
+        self._unsubscribe = self.ctx.hub.subscribe(self.channel, self._on_event)
+
+    def release(self, keep: Callable[[Event], bool] = lambda event: True) -> None:
+        """Queue the held events that `keep` accepts; from now on events queue directly."""
+        held, self._held = self._held or [], None
+        for event in held:
+            if keep(event):
+                self._enqueue(event.frame)
+
+    async def send_now(self, message: Message) -> None:
+        """Write a message ahead of the queue (the first messages, before `release()`)."""
+        await self.write_message(message.frame)
+        self.ctx.metrics.socket_messages.labels(channel=self.channel).inc()
+
+    # --- delivery -----------------------------------------------------------------------
+
+    def _on_event(self, event: Event) -> None:
+        if not self.wants(event):
+            return
+        if self._held is None:
+            self._enqueue(event.frame)
+            return
+        self._held.append(event)
+        if len(self._held) > self.ctx.settings.ws_queue_limit:
+            self._drop_slow_consumer()
+
+    def _enqueue(self, frame: str) -> None:
+        if len(self._queue) >= self.ctx.settings.ws_queue_limit:
+            self._drop_slow_consumer()
+            return
+        self._queue.append(frame)
+        self._queued.set()
+
+    def _drop_slow_consumer(self) -> None:
+        self._stop_listening()
+        self._queue.clear()
+        self.ctx.metrics.sockets_dropped_slow.labels(channel=self.channel).inc()
+        log.info("websocket_too_slow", channel=self.channel)
+        self.close(TOO_SLOW, "too slow: queue overflowed")
+
+    async def _write_queued(self) -> None:
+        sent = self.ctx.metrics.socket_messages.labels(channel=self.channel)
+        try:
+            while True:
+                await self._queued.wait()
+                while self._queue:
+                    await self.write_message(self._queue.popleft())
+                    sent.inc()
+                self._queued.clear()
+        except tornado.websocket.WebSocketClosedError:
+            pass
+
+    def _stop_listening(self) -> None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+        self._held = None
+
+    def _close_at(self, moment: datetime, code: int, reason: str) -> None:
+        delay = max(0.0, moment.timestamp() - time.time())
+        self._expiry = IOLoop.current().call_later(delay, self.close, code, reason)
+
+
+class OrderSocketHandler(EventSocketHandler):
+    """`order.status` for the user's orders (staff: every order), or one order."""
+
+    channel = ORDERS_CHANNEL
+
+    async def start(self) -> None:
+        params = self.query(OrderFeedQuery)
+        self.viewer = await self.authenticate(params.token)
+        self.order_id = params.order
+        if self.order_id is not None:
+            async with self.ctx.sessionmaker() as session:
+                allowed = await orders.may_watch_order(
+                    session, viewer=self.viewer, order_id=self.order_id
+                )
+            if not allowed:
+                raise Refused(FORBIDDEN, "not your order")
+        self.listen()
+        if params.since is None:
+            self.release()
+            return
+        async with self.ctx.sessionmaker() as session:
+            missed = await orders.events_since(
+                session,
+                viewer=self.viewer,
+                since=params.since,
+                order_id=self.order_id,
+                limit=self.ctx.settings.ws_replay_limit,
+            )
+        if missed.too_many:
+            await self.send_now(Resync())
+            self.release()
+            return
+        for event in missed.events:
+            await self.send_now(event)
+        # An event committed while the replay ran is both stored and held: send it once.
+        replayed = {event.event_id for event in missed.events}
+        self.release(lambda event: getattr(event, "event_id", None) not in replayed)
+
+    def wants(self, event: Event) -> bool:
+        return (
+            isinstance(event, OrderStatusChanged)
+            and (self.viewer.is_staff or event.user_id == self.viewer.id)
+            and (self.order_id is None or event.order_id == self.order_id)
+        )
+
+
+class InventorySocketHandler(EventSocketHandler):
+    """A snapshot of the products' stock, then every change to it."""
+
+    channel = INVENTORY_CHANNEL
+
+    async def start(self) -> None:
+        params = self.query(InventoryFeedQuery)
+        self.products = frozenset(params.products)
+        self.listen()
+        async with self.ctx.sessionmaker() as session:
+            levels = await inventory.stock_snapshot(session, slugs=params.products)
+        await self.send_now(InventorySnapshot(products=levels))
+        self.release()
+
+    def wants(self, event: Event) -> bool:
+        return isinstance(event, StockChanged) and event.product in self.products
+
+
+routes = [
+    (r"/ws/orders", OrderSocketHandler, "ws:orders"),
+    (r"/ws/inventory", InventorySocketHandler, "ws:inventory"),
+]
