@@ -9,6 +9,7 @@ is closed with 1013. Events that arrive while a socket sends its first messages
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from collections import deque
 from collections.abc import Callable
@@ -41,6 +42,10 @@ log = structlog.get_logger("shop.ws")
 M = TypeVar("M", bound=BaseModel)
 
 GOING_AWAY = 1001
+# The kernel grows a socket's send buffer to megabytes for a peer that stops reading;
+# a fixed one bounds that memory per socket and lets such a peer overflow its queue soon.
+SEND_BUFFER_BYTES = 64 * 1024
+
 INTERNAL_ERROR = 1011
 TOO_SLOW = 1013
 BAD_PARAMETERS = 4400
@@ -81,6 +86,9 @@ class EventSocketHandler(tornado.websocket.WebSocketHandler):
         if not self.ctx.sockets.accepting:
             self.close(GOING_AWAY, "server shutting down")
             return
+        stream = self.ws_connection.stream if self.ws_connection is not None else None
+        if stream is not None:
+            stream.socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
         self.ctx.sockets.add(self)
         self.ctx.metrics.sockets_open.labels(channel=self.channel).inc()
         self._counted = True
@@ -130,8 +138,10 @@ class EventSocketHandler(tornado.websocket.WebSocketHandler):
             fields = ",".join(sorted({str(item["loc"][0]) for item in error.errors()}))
             raise Refused(BAD_PARAMETERS, f"invalid parameters: {fields}") from error
 
-    async def authenticate(self, access_token: str) -> User:
+    async def authenticate(self, access_token: str | None) -> User:
         """The token's user; the socket closes with 4401 when the token expires."""
+        if not access_token:
+            raise Refused(NOT_AUTHENTICATED, errors.NotAuthenticated.code)
         try:
             async with self.ctx.sessionmaker() as session:
                 authenticated = await accounts.authenticate(
@@ -186,16 +196,20 @@ class EventSocketHandler(tornado.websocket.WebSocketHandler):
         self.close(TOO_SLOW, "too slow: queue overflowed")
 
     async def _write_queued(self) -> None:
+        """Write what is queued, a batch at a time: one wait for the whole batch to reach
+        the socket, so a busy socket keeps up, and a stalled one stops draining its queue."""
         sent = self.ctx.metrics.socket_messages.labels(channel=self.channel)
-        try:
-            while True:
-                await self._queued.wait()
-                while self._queue:
-                    await self.write_message(self._queue.popleft())
-                    sent.inc()
-                self._queued.clear()
-        except tornado.websocket.WebSocketClosedError:
-            pass
+        while True:
+            await self._queued.wait()
+            self._queued.clear()
+            batch = list(self._queue)
+            self._queue.clear()
+            written = await asyncio.gather(
+                *(self.write_message(frame) for frame in batch), return_exceptions=True
+            )
+            if any(isinstance(outcome, Exception) for outcome in written):
+                return  # the socket closed; on_close cleans up
+            sent.inc(len(batch))
 
     def _stop_listening(self) -> None:
         if self._unsubscribe is not None:

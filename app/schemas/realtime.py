@@ -20,7 +20,8 @@ def _comma_list(value: object) -> object:
 class OrderFeedQuery(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
-    token: str = Field(min_length=1, max_length=4096, description="An access JWT.")
+    # Not validated here: a missing or bad token is 4401, not a parameter error (4400).
+    token: str | None = Field(default=None, description="An access JWT (required).")
     order: int | None = Field(default=None, ge=1, le=MAX_ID, description="Only this order.")
     since: int | None = Field(
         default=None,

@@ -94,7 +94,7 @@ async def stock_snapshot(session: AsyncSession, *, slugs: Sequence[str]) -> list
                 Product.slug.in_(slugs), Product.is_active.is_(True)
             )
         )
-        stock = dict(rows.tuples().all())
+        stock = {slug: level for slug, level in rows}
     return [
         StockLevelOut(product=slug, stock=stock[slug], in_stock=stock[slug] > 0)
         for slug in dict.fromkeys(slugs)

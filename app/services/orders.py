@@ -119,7 +119,7 @@ async def events_since(
     if order_id is not None:
         query = query.where(OrderEvent.order_id == order_id)
     async with session.begin():
-        rows = (await session.execute(query)).tuples().all()
+        rows = (await session.execute(query)).all()
     if len(rows) > limit:
         return Missed(events=[], too_many=True)
     events = [
