@@ -118,6 +118,7 @@ def ctx(io_loop: IOLoop, settings: Settings, database_url: str) -> Iterator[AppC
             await context.redis.flushdb()
 
     io_loop.run_sync(reset_shared_state)
+    io_loop.run_sync(context.start)
     yield context
 
     async def teardown() -> None:

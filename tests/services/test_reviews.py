@@ -28,7 +28,6 @@ async def reviewed(ctx: AppContext, user: User, product: Product, rating: int) -
     async with ctx.sessionmaker() as session:
         return await create_review(
             session,
-            cache=ctx.cache,
             user=user,
             product_slug=product.slug,
             data=ReviewIn(rating=rating, title="Review"),
