@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.after_commit import AfterCommit
@@ -74,5 +76,8 @@ def create_context(settings: Settings) -> AppContext:
 
 
 def make_redis(url: str) -> Redis:
-    """A client that gives up on a Redis that does not answer, rather than hanging."""
-    return Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
+    """A client that gives up on a Redis that does not answer, rather than hanging, and
+    retries a command once on a fresh connection (pooled ones die with a Redis restart)."""
+    return Redis.from_url(
+        url, socket_connect_timeout=2, socket_timeout=2, retry=Retry(NoBackoff(), 1)
+    )

@@ -18,6 +18,7 @@ from app.schemas.orders import OrderStatus
 ORDERS_CHANNEL = "orders"
 INVENTORY_CHANNEL = "inventory"
 CHANNELS = (ORDERS_CHANNEL, INVENTORY_CHANNEL)
+_FIN_TEXT = 0x81  # a final frame (FIN bit) carrying text (opcode 1)
 
 
 class Message(BaseModel):
@@ -29,8 +30,22 @@ class Message(BaseModel):
 
     @cached_property
     def frame(self) -> str:
-        """The text frame clients receive, encoded once however many sockets get it."""
+        """The text clients receive, encoded once however many sockets get it."""
         return self.model_dump_json(exclude=set(self.routing_fields))
+
+    @cached_property
+    def websocket_frame(self) -> bytes:
+        """`frame` as a whole websocket text frame (RFC 6455 §5.2). A server's frames are
+        not masked, so these same bytes go to every socket (none uses compression)."""
+        payload = self.frame.encode()
+        size = len(payload)
+        if size < 126:
+            header = bytes((_FIN_TEXT, size))
+        elif size < 1 << 16:
+            header = bytes((_FIN_TEXT, 126)) + size.to_bytes(2, "big")
+        else:
+            header = bytes((_FIN_TEXT, 127)) + size.to_bytes(8, "big")
+        return header + payload
 
 
 class OrderStatusChanged(Message):

@@ -10,6 +10,7 @@ import structlog
 import tornado.web
 from tornado.httputil import HTTPServerRequest
 
+from app.asyncapi import build_asyncapi
 from app.context import AppContext
 from app.i18n import load_translations
 from app.openapi import build_spec
@@ -18,6 +19,7 @@ from handlers.base import NotFoundHandler
 from tasks import start_periodic_tasks
 
 log = structlog.get_logger("shop.http")
+TITLE = "Shop API"
 VERSION = "1.0.0"
 # Bodies up to this multiple of MAX_BODY_SIZE are read and answered 413 in the
 # error format; beyond it Tornado drops the connection without reading further.
@@ -37,9 +39,13 @@ class ShopApplication(tornado.web.Application):
 
 def make_app(ctx: AppContext) -> ShopApplication:
     load_translations()
-    document = build_spec(api_routes(), title="Shop API", version=VERSION)
+    routes = api_routes()
+    documents = {
+        "ops:openapi": build_spec(routes, title=TITLE, version=VERSION),
+        "ops:asyncapi": build_asyncapi(routes, title=TITLE, version=VERSION),
+    }
     return ShopApplication(
-        make_url_specs(ctx, document),
+        make_url_specs(ctx, documents),
         default_handler_class=NotFoundHandler,
         default_handler_args={"ctx": ctx},
         shop_debug=ctx.settings.debug,
@@ -83,6 +89,7 @@ async def serve(ctx: AppContext) -> None:
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     log.info("listening", host=settings.host, port=settings.port)
+    _print_addresses(f"http://{settings.host}:{settings.port}")
     await stop.wait()
     log.info("shutting_down", sockets=len(ctx.sockets), requests=ctx.requests_in_flight)
     server.stop()
@@ -96,3 +103,14 @@ async def serve(ctx: AppContext) -> None:
         await asyncio.wait_for(server.close_all_connections(), max(0.1, deadline - loop.time()))
     except TimeoutError:
         log.warning("shutdown_cut_connections")
+
+
+def _print_addresses(base: str) -> None:
+    """Where a person starts: printed plainly, outside the JSON log."""
+    print(
+        f"Shop API on {base}\n"
+        f"  API docs:        {base}/docs\n"
+        f"  order tracking:  {base}/track\n"
+        f"  realtime schema: {base}/asyncapi.json",
+        flush=True,
+    )

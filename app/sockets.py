@@ -26,5 +26,9 @@ class OpenSockets:
     def close_all(self, code: int, reason: str) -> None:
         """Stop accepting and close every open socket with `code`."""
         self.accepting = False
+        self.drop_all(code, reason)
+
+    def drop_all(self, code: int, reason: str) -> None:
+        """Close every open socket with `code`; new ones are still accepted."""
         for socket in list(self._sockets):
             socket.close(code, reason)

@@ -9,7 +9,7 @@ from tornado.routing import URLSpec
 
 from handlers import accounts, ops
 from handlers import catalog, discounts, reviews
-from handlers import cart, orders, payments, realtime
+from handlers import cart, orders, payments, realtime, track
 
 # Every module's routes, in matching order.
 ROUTES: list[tuple[Any, ...]] = [
@@ -22,27 +22,22 @@ ROUTES: list[tuple[Any, ...]] = [
     *orders.routes,
     *payments.routes,
     *realtime.routes,
+    *track.routes,
 ]
 
 
 def api_routes() -> list[tuple[str, type, str]]:
-    """(pattern, handler, name) of every route, for the OpenAPI document."""
+    """(pattern, handler, name) of every route, for the OpenAPI and AsyncAPI documents."""
     return [(route[0], route[1], route[2]) for route in ROUTES]
 
 
-def make_url_specs(ctx: Any, openapi_document: dict[str, Any]) -> list[URLSpec]:
+def make_url_specs(ctx: Any, documents: dict[str, dict[str, Any]]) -> list[URLSpec]:
+    """The URL specs of every route; `documents` maps the name of each document route
+    (`ops:openapi`, `ops:asyncapi`) to the document it serves, built at start."""
     specs = [
-        URLSpec(pattern + "$", handler, {"ctx": ctx, **(extra[0] if extra else {})}, name=name)
+        URLSpec(pattern + "$", handler, _handler_kwargs(ctx, name, extra, documents), name=name)
         for pattern, handler, name, *extra in ROUTES
     ]
-    specs.append(
-        URLSpec(
-            r"/openapi.json$",
-            ops.OpenAPIHandler,
-            {"ctx": ctx, "document": openapi_document},
-            name="ops:openapi",
-        )
-    )
     specs.append(
         URLSpec(
             r"/docs/assets/(.*)$",
@@ -52,3 +47,13 @@ def make_url_specs(ctx: Any, openapi_document: dict[str, Any]) -> list[URLSpec]:
         )
     )
     return specs
+
+
+def _handler_kwargs(
+    ctx: Any, name: str, extra: list[dict[str, Any]], documents: dict[str, dict[str, Any]]
+) -> dict[str, Any]:
+    """A handler's `initialize` arguments: the context, the route's own, its document."""
+    kwargs = {"ctx": ctx, **(extra[0] if extra else {})}
+    if name in documents:
+        kwargs["document"] = documents[name]
+    return kwargs

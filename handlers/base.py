@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from functools import wraps
+from pathlib import Path
 from typing import Any, Literal, TypeVar
 from urllib.parse import urlencode
 
@@ -32,6 +33,10 @@ Method = Callable[..., Awaitable[None]]
 AuthLevel = Literal["user", "staff"]
 
 API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'"
+# Content types of the service's own pages and their files.
+HTML = "text/html; charset=UTF-8"
+SCRIPT = "text/javascript; charset=UTF-8"
+STYLESHEET = "text/css; charset=UTF-8"
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 # Errors that mean the database cannot be reached: answered 503, not 500.
 _DATABASE_DOWN = (OperationalError, InterfaceError, ConnectionError, TimeoutError)
@@ -254,6 +259,36 @@ class BaseHandler(tornado.web.RequestHandler):
             log.error("database_unavailable", error=str(value))
             return
         log.error("unhandled_exception", exc_info=(typ, value, tb))
+
+
+class FileHandler(BaseHandler):
+    """A small file of the service's own (a page, its script or stylesheet), read once at
+    start and served with the Content-Security-Policy of the page it belongs to."""
+
+    def initialize(  # type: ignore[override]
+        self, ctx: AppContext, content: bytes, content_type: str, csp: str
+    ) -> None:
+        super().initialize(ctx)
+        self.content = content
+        self.content_type = content_type
+        self.set_header("Content-Security-Policy", csp)  # defaults were set before this ran
+
+    async def get(self) -> None:
+        self.set_header("Content-Type", self.content_type)
+        self.finish(self.content)
+
+    async def head(self) -> None:
+        self.set_header("Content-Type", self.content_type)
+        self.set_header("Content-Length", str(len(self.content)))
+        self.finish()
+
+
+def file_route(
+    pattern: str, name: str, path: Path, content_type: str, csp: str
+) -> tuple[str, type[FileHandler], str, dict[str, Any]]:
+    """A route table entry serving the file at `path` (read now) with `content_type`."""
+    kwargs = {"content": path.read_bytes(), "content_type": content_type, "csp": csp}
+    return (pattern, FileHandler, name, kwargs)
 
 
 class NotFoundHandler(BaseHandler):

@@ -1,4 +1,5 @@
-"""Ops endpoints: health, metrics, robots.txt, the OpenAPI document and Swagger UI."""
+"""Ops endpoints: health, metrics, robots.txt, the OpenAPI and AsyncAPI documents and
+Swagger UI."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import swagger_ui_bundle
 import tornado.web
 from sqlalchemy import text
 
-from handlers.base import BaseHandler, security_headers
+from handlers.base import HTML, SCRIPT, BaseHandler, file_route, security_headers
 
 STATIC_DOCS = Path(__file__).resolve().parent.parent / "static" / "docs"
 DOCS_CSP = (
@@ -57,30 +58,15 @@ class RobotsHandler(BaseHandler):
         self.finish("User-agent: *\nDisallow: /api/\nDisallow: /ws/\n")
 
 
-class OpenAPIHandler(BaseHandler):
+class DocumentHandler(BaseHandler):
+    """A JSON document built once at start (OpenAPI, AsyncAPI), passed in as `document`."""
+
     def initialize(self, ctx: Any, document: dict[str, Any]) -> None:  # type: ignore[override]
         super().initialize(ctx)
         self.document = document
 
     async def get(self) -> None:
         self.write_json(self.document)
-
-
-class DocsPageHandler(BaseHandler):
-    """The Swagger UI page and its initializer script (small, read once at start)."""
-
-    content_security_policy = DOCS_CSP
-
-    def initialize(  # type: ignore[override]
-        self, ctx: Any, filename: str, content_type: str
-    ) -> None:
-        super().initialize(ctx)
-        self.content = _DOCS_FILES[filename]
-        self.content_type = content_type
-
-    async def get(self) -> None:
-        self.set_header("Content-Type", self.content_type)
-        self.finish(self.content)
 
 
 class DocsAssetHandler(tornado.web.StaticFileHandler):
@@ -91,23 +77,14 @@ class DocsAssetHandler(tornado.web.StaticFileHandler):
             self.set_header(name, value)
 
 
-_DOCS_FILES = {name: (STATIC_DOCS / name).read_bytes() for name in ("index.html", "init.js")}
 SWAGGER_ASSETS = swagger_ui_bundle.swagger_ui_path
 
 routes = [
     (r"/health", HealthHandler, "ops:health"),
     (r"/metrics", MetricsHandler, "ops:metrics"),
     (r"/robots.txt", RobotsHandler, "ops:robots"),
-    (
-        r"/docs",
-        DocsPageHandler,
-        "ops:docs",
-        {"filename": "index.html", "content_type": "text/html; charset=UTF-8"},
-    ),
-    (
-        r"/docs/init.js",
-        DocsPageHandler,
-        "ops:docs-init",
-        {"filename": "init.js", "content_type": "text/javascript; charset=UTF-8"},
-    ),
+    (r"/openapi.json", DocumentHandler, "ops:openapi"),
+    (r"/asyncapi.json", DocumentHandler, "ops:asyncapi"),
+    file_route(r"/docs", "ops:docs", STATIC_DOCS / "index.html", HTML, DOCS_CSP),
+    file_route(r"/docs/init.js", "ops:docs-init", STATIC_DOCS / "init.js", SCRIPT, DOCS_CSP),
 ]

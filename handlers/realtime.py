@@ -1,17 +1,17 @@
 """Websocket channels (DESIGN §6): /ws/orders and /ws/inventory.
 
-Each socket listens on the hub and owns a bounded queue of frames written by one
-writer task, so publishing never waits on a socket; a socket whose queue overflows
-is closed with 1013. Events that arrive while a socket sends its first messages
-(replay, snapshot) are held and released after them, so nothing falls in between.
+Publishing never waits on a socket. Each event is framed once (`Message.websocket_frame`)
+and its bytes are handed to every listening socket's stream, which writes them as the
+peer reads: the stream's buffer is the socket's queue. A socket with more than
+WS_QUEUE_LIMIT messages not yet taken by the kernel is closed with 1013. Events that
+arrive while a socket sends its first messages (replay, snapshot) are held and released
+after them, so nothing falls in between.
 """
 
 from __future__ import annotations
 
-import asyncio
 import socket
 import time
-from collections import deque
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, ClassVar, TypeVar
@@ -19,7 +19,9 @@ from typing import Any, ClassVar, TypeVar
 import structlog
 import tornado.websocket
 from pydantic import BaseModel, ValidationError
+from tornado.concurrent import Future
 from tornado.ioloop import IOLoop
+from tornado.iostream import IOStream
 
 from app import errors
 from app.context import AppContext
@@ -70,13 +72,19 @@ class EventSocketHandler(tornado.websocket.WebSocketHandler):
 
     def initialize(self, ctx: AppContext) -> None:
         self.ctx = ctx
-        self._queue: deque[str] = deque()
-        self._queued = asyncio.Event()
         self._held: list[Event] | None = None
         self._unsubscribe: Callable[[], None] | None = None
-        self._writer: asyncio.Task[None] | None = None
+        self._stream: IOStream | None = None
+        # Messages written since the stream was last seen fully flushed, and the future
+        # of the newest write (done once everything written so far has been flushed).
+        self._unflushed = 0
+        self._last_write: Future[None] | None = None
         self._expiry: object | None = None
         self._counted = False
+
+    def get_compression_options(self) -> None:
+        """No per-message compression: every socket gets the same pre-framed bytes."""
+        return None
 
     def check_origin(self, origin: str) -> bool:
         """Same-origin (Tornado's check), or an origin listed in ALLOWED_ORIGINS."""
@@ -86,9 +94,9 @@ class EventSocketHandler(tornado.websocket.WebSocketHandler):
         if not self.ctx.sockets.accepting:
             self.close(GOING_AWAY, "server shutting down")
             return
-        stream = self.ws_connection.stream if self.ws_connection is not None else None
-        if stream is not None:
-            stream.socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
+        self._stream = self.ws_connection.stream if self.ws_connection is not None else None
+        if self._stream is not None:
+            self._stream.socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
         self.ctx.sockets.add(self)
         self.ctx.metrics.sockets_open.labels(channel=self.channel).inc()
         self._counted = True
@@ -102,8 +110,6 @@ class EventSocketHandler(tornado.websocket.WebSocketHandler):
         except Exception:
             log.exception("websocket_start_failed", channel=self.channel)
             self.close(INTERNAL_ERROR, "internal error")
-            return
-        self._writer = asyncio.create_task(self._write_queued())
 
     async def start(self) -> None:
         """Validate the parameters, `listen()`, send the first messages and `release()`."""
@@ -118,8 +124,6 @@ class EventSocketHandler(tornado.websocket.WebSocketHandler):
 
     def on_close(self) -> None:
         self._stop_listening()
-        if self._writer is not None:
-            self._writer.cancel()
         if self._expiry is not None:
             IOLoop.current().remove_timeout(self._expiry)
         self.ctx.sockets.discard(self)
@@ -158,14 +162,15 @@ class EventSocketHandler(tornado.websocket.WebSocketHandler):
         self._unsubscribe = self.ctx.hub.subscribe(self.channel, self._on_event)
 
     def release(self, keep: Callable[[Event], bool] = lambda event: True) -> None:
-        """Queue the held events that `keep` accepts; from now on events queue directly."""
+        """Send the held events that `keep` accepts; from now on events go out as they come."""
         held, self._held = self._held or [], None
         for event in held:
             if keep(event):
-                self._enqueue(event.frame)
+                self._send(event)
 
     async def send_now(self, message: Message) -> None:
-        """Write a message ahead of the queue (the first messages, before `release()`)."""
+        """Write one of the first messages (before `release()`), waiting until the socket
+        takes it: a replay of many events goes at the peer's pace, not into the queue."""
         await self.write_message(message.frame)
         self.ctx.metrics.socket_messages.labels(channel=self.channel).inc()
 
@@ -175,41 +180,30 @@ class EventSocketHandler(tornado.websocket.WebSocketHandler):
         if not self.wants(event):
             return
         if self._held is None:
-            self._enqueue(event.frame)
+            self._send(event)
             return
         self._held.append(event)
         if len(self._held) > self.ctx.settings.ws_queue_limit:
             self._drop_slow_consumer()
 
-    def _enqueue(self, frame: str) -> None:
-        if len(self._queue) >= self.ctx.settings.ws_queue_limit:
+    def _send(self, event: Event) -> None:
+        """Hand the event's frame to the stream, never waiting for the peer."""
+        if self._stream is None or self._stream.closed():
+            return
+        if self._last_write is not None and self._last_write.done():
+            self._unflushed = 0
+        if self._unflushed >= self.ctx.settings.ws_queue_limit:
             self._drop_slow_consumer()
             return
-        self._queue.append(frame)
-        self._queued.set()
+        self._unflushed += 1
+        self._last_write = self._stream.write(event.websocket_frame)
+        self.ctx.metrics.socket_messages.labels(channel=self.channel).inc()
 
     def _drop_slow_consumer(self) -> None:
         self._stop_listening()
-        self._queue.clear()
         self.ctx.metrics.sockets_dropped_slow.labels(channel=self.channel).inc()
         log.info("websocket_too_slow", channel=self.channel)
         self.close(TOO_SLOW, "too slow: queue overflowed")
-
-    async def _write_queued(self) -> None:
-        """Write what is queued, a batch at a time: one wait for the whole batch to reach
-        the socket, so a busy socket keeps up, and a stalled one stops draining its queue."""
-        sent = self.ctx.metrics.socket_messages.labels(channel=self.channel)
-        while True:
-            await self._queued.wait()
-            self._queued.clear()
-            batch = list(self._queue)
-            self._queue.clear()
-            written = await asyncio.gather(
-                *(self.write_message(frame) for frame in batch), return_exceptions=True
-            )
-            if any(isinstance(outcome, Exception) for outcome in written):
-                return  # the socket closed; on_close cleans up
-            sent.inc(len(batch))
 
     def _stop_listening(self) -> None:
         if self._unsubscribe is not None:

@@ -20,6 +20,7 @@ from tornado.ioloop import IOLoop
 from tornado.netutil import bind_sockets
 
 from app.config import Settings
+from tests.client import ApiClient, Response
 from tests.conftest import build_settings
 
 SECRET_KEY = "sk_test_checkout"  # nosec B105: a test key for the stand-in
@@ -154,3 +155,9 @@ def event(event_type: str, data_object: dict[str, Any], event_id: str = "evt_tes
 
 def payment_intent(order_id: int, intent_id: str = "pi_test_1") -> dict[str, Any]:
     return {"id": intent_id, "object": "payment_intent", "metadata": {"order_id": str(order_id)}}
+
+
+async def deliver(client: ApiClient, payload: str, sig: str | None = None) -> Response:
+    """POST `payload` to the webhook, signed with WEBHOOK_SECRET unless `sig` is given."""
+    headers = {"Stripe-Signature": signature(payload) if sig is None else sig}
+    return await client.post("payments:stripe-webhook", body=payload, headers=headers)

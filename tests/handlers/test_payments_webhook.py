@@ -12,7 +12,7 @@ import structlog
 
 from app.context import AppContext
 from models.orders import StripeEvent
-from tests.client import ApiClient, Response
+from tests.client import ApiClient
 from tests.factories import count_rows
 from tests.order_factories import (
     order_row,
@@ -27,15 +27,11 @@ from tests.stripe_stub import stripe_api_fixture, stripe_settings_fixture  # noq
 from tests.stripe_stub import (
     WEBHOOK_SECRET,
     StripeStub,
+    deliver,
     event,
     payment_intent,
     signature,
 )
-
-
-async def deliver(client: ApiClient, payload: str, sig: str | None = None) -> Response:
-    headers = {"Stripe-Signature": signature(payload) if sig is None else sig}
-    return await client.post("payments:stripe-webhook", body=payload, headers=headers)
 
 
 async def new_order(client: ApiClient, ctx: AppContext, quantity: int = 2) -> dict[str, Any]:

@@ -11,13 +11,14 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 import pytest
+from websockets.asyncio.client import connect
 
 from app.context import AppContext
 from app.events import StockChanged
 from models.base import utcnow
 from tests.client import ApiClient
 from tests.order_factories import add_product
-from tests.ws import WAIT, close_code, open_socket, receive
+from tests.ws import WAIT, close_code, open_socket, receive, socket_url
 
 INVENTORY = "/ws/inventory"
 SLUG = "brass-lamp-" + "x" * 60  # long, so that a few thousand frames fill buffers
@@ -93,18 +94,27 @@ async def test_a_consumer_that_never_reads_is_dropped_while_others_get_everythin
 
 
 @pytest.mark.settings(ws_queue_limit=32)
-async def test_the_slow_consumer_is_told_1013(client: ApiClient, ctx: AppContext) -> None:
+async def test_a_consumer_that_falls_behind_finds_1013_when_it_reads_again(
+    client: ApiClient, ctx: AppContext
+) -> None:
     await add_product(ctx, SLUG, stock=10)
-    async with open_socket(client, INVENTORY, products=SLUG) as slow:
-        assert (await receive(slow))["type"] == "inventory.snapshot"
-        # 40 publications started together: each delivers locally before anything else
-        # runs (the Redis hub sends to Redis after that), so the socket's writer gets no
-        # turn in between and its queue of 32 overflows.
-        events = [
-            StockChanged(product=SLUG, stock=n, in_stock=True, at=utcnow()) for n in range(40)
-        ]
-        await asyncio.gather(*(ctx.hub.publish(event) for event in events))
-        assert await close_code(slow) == 1013
+    loop = asyncio.get_running_loop()
+    raw = socket.socket()
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    raw.setblocking(False)
+    await loop.sock_connect(raw, ("127.0.0.1", client.http.get_http_port()))
+    url = socket_url(client, INVENTORY, products=SLUG)
+    # The library stops reading while one message waits unread.
+    async with connect(url, sock=raw, proxy=None, max_queue=1, open_timeout=WAIT) as stalled:
+        assert (await receive(stalled))["type"] == "inventory.snapshot"
+        for stock in range(4000):
+            await ctx.hub.publish(
+                StockChanged(product=SLUG, stock=stock, in_stock=True, at=utcnow())
+            )
+            if metric(ctx, "shop_ws_slow_consumers_dropped_total"):
+                break
+        assert metric(ctx, "shop_ws_slow_consumers_dropped_total") == 1
+        assert await close_code(stalled) == 1013  # after the messages that got through
 
 
 @pytest.mark.settings(ws_ping_interval=0.2, ws_ping_timeout=0.2)

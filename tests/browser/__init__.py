@@ -1,0 +1,1 @@
+"""End-to-end tests that drive the pages in a real headless browser."""
