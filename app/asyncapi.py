@@ -19,8 +19,14 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from app.events import (
+    BAD_PARAMETERS,
+    FORBIDDEN,
+    GOING_AWAY,
+    INTERNAL_ERROR,
     INVENTORY_CHANNEL,
+    NOT_AUTHENTICATED,
     ORDERS_CHANNEL,
+    TOO_SLOW,
     InventorySnapshot,
     Message,
     OrderStatusChanged,
@@ -29,15 +35,7 @@ from app.events import (
     StockLevelOut,
 )
 from app.schemas.realtime import InventoryFeedQuery, OrderFeedQuery
-from handlers.realtime import (
-    BAD_PARAMETERS,
-    FORBIDDEN,
-    GOING_AWAY,
-    INTERNAL_ERROR,
-    NOT_AUTHENTICATED,
-    TOO_SLOW,
-    EventSocketHandler,
-)
+from handlers.realtime import EventSocketHandler
 
 ASYNCAPI_VERSION = "3.0.0"
 REF_TEMPLATE = "#/components/schemas/{model}"

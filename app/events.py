@@ -20,6 +20,14 @@ INVENTORY_CHANNEL = "inventory"
 CHANNELS = (ORDERS_CHANNEL, INVENTORY_CHANNEL)
 _FIN_TEXT = 0x81  # a final frame (FIN bit) carrying text (opcode 1)
 
+# Websocket close codes (DESIGN §6).
+GOING_AWAY = 1001
+INTERNAL_ERROR = 1011
+TOO_SLOW = 1013
+BAD_PARAMETERS = 4400
+NOT_AUTHENTICATED = 4401
+FORBIDDEN = 4403
+
 
 class Message(BaseModel):
     """A server-to-client websocket message. Fields named in `routing_fields` decide who

@@ -12,6 +12,7 @@ from tornado.httputil import HTTPServerRequest
 
 from app.asyncapi import build_asyncapi
 from app.context import AppContext
+from app.events import GOING_AWAY
 from app.i18n import load_translations
 from app.openapi import build_spec
 from handlers import api_routes, make_url_specs
@@ -26,7 +27,6 @@ VERSION = "1.0.0"
 BODY_READ_FACTOR = 4
 # Time given to requests in flight and closing websockets at SIGTERM (exit within 10 s).
 SHUTDOWN_SECONDS = 8
-GOING_AWAY = 1001
 
 
 class ShopApplication(tornado.web.Application):

@@ -233,7 +233,7 @@ def report(rounds: list[Round]) -> list[str]:
     for number, r in enumerate(rounds, start=1):
         if r.kind == NONE:
             continue
-        per_socket = (r.resident_after_kib - r.resident_before_kib) / r.subscribers
+        per_socket = (r.resident_after_kib - r.resident_before_kib) / SUBSCRIBERS
         lines.append(
             f"| {number} | {r.resident_before_kib / 1024:.1f} MiB "
             f"| {r.resident_after_kib / 1024:.1f} MiB | {per_socket:.1f} KiB "

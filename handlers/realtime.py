@@ -26,7 +26,12 @@ from tornado.iostream import IOStream
 from app import errors
 from app.context import AppContext
 from app.events import (
+    BAD_PARAMETERS,
+    FORBIDDEN,
+    GOING_AWAY,
+    INTERNAL_ERROR,
     INVENTORY_CHANNEL,
+    NOT_AUTHENTICATED,
     ORDERS_CHANNEL,
     Event,
     InventorySnapshot,
@@ -34,6 +39,7 @@ from app.events import (
     OrderStatusChanged,
     Resync,
     StockChanged,
+    TOO_SLOW,
 )
 from app.schemas.realtime import InventoryFeedQuery, OrderFeedQuery
 from app.services import accounts, inventory, orders
@@ -43,16 +49,9 @@ log = structlog.get_logger("shop.ws")
 
 M = TypeVar("M", bound=BaseModel)
 
-GOING_AWAY = 1001
 # The kernel grows a socket's send buffer to megabytes for a peer that stops reading;
 # a fixed one bounds that memory per socket and lets such a peer overflow its queue soon.
 SEND_BUFFER_BYTES = 64 * 1024
-
-INTERNAL_ERROR = 1011
-TOO_SLOW = 1013
-BAD_PARAMETERS = 4400
-NOT_AUTHENTICATED = 4401
-FORBIDDEN = 4403
 
 
 class Refused(Exception):
