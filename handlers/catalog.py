@@ -45,6 +45,12 @@ class CategoriesHandler(BaseHandler):
 
 
 class CategoryHandler(BaseHandler):
+    @endpoint("A category", response=CategoryOut, errors=(404,))
+    async def get(self, slug: str) -> None:
+        async with self.ctx.sessionmaker() as session:
+            detail = await catalog.category_detail(session, cache=self.ctx.cache, slug=slug)
+        self.write_json(detail)
+
     @endpoint(
         "Change a category",
         body=CategoryUpdate,

@@ -82,7 +82,7 @@ class OrderEventsHandler(BaseHandler):
             events = await orders.get_order_events(
                 session, order_id=int(order_id), user=self.require_user()
             )
-        self.write_json(OrderTimelineOut([OrderEventOut.of(event) for event in events]))
+        self.write_json(OrderTimelineOut(results=[OrderEventOut.of(event) for event in events]))
 
 
 class OrderCancelHandler(BaseHandler):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Literal, cast
 
 import babel
-from pydantic import AfterValidator, BaseModel, Field, RootModel
+from pydantic import AfterValidator, BaseModel, Field
 from pydantic_core import PydanticCustomError
 
 from app.schemas.common import MoneyOut, RequestModel, UtcDatetime
@@ -139,5 +139,8 @@ class PaymentOut(BaseModel):
     payment_intent_id: str
 
 
-class OrderTimelineOut(RootModel[list[OrderEventOut]]):
-    """The order's status changes, oldest first."""
+class OrderTimelineOut(BaseModel):
+    """The order's status changes, oldest first (an object, like every other answer, so
+    fields can be added without breaking clients)."""
+
+    results: list[OrderEventOut]

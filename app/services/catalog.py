@@ -112,6 +112,23 @@ async def category_listing(
     return Listing(count=value["count"], results=value["results"])
 
 
+async def category_detail(
+    session: AsyncSession, *, cache: ResponseCache, slug: str
+) -> dict[str, Any]:
+    """The category as its JSON response, cached. Raises NotFound (never cached)."""
+
+    async def load() -> dict[str, Any]:
+        category = await session.scalar(select(Category).where(Category.slug == slug))
+        if category is None:
+            raise errors.NotFound()
+        return CategoryOut.model_validate(category).model_dump(mode="json")
+
+    detail: dict[str, Any] = await cache.get_or_load(
+        CATALOG_CACHE_GROUP, cache_key("category", {"slug": slug}), load
+    )
+    return detail
+
+
 async def create_category(session: AsyncSession, *, data: CategoryIn) -> Category:
     """Raises Conflict when the given slug is taken (a generated one is made unique)."""
     category = Category(name=data.name)

@@ -99,3 +99,20 @@ async def test_invalid_categories_are_field_errors(client: ApiClient, ctx: AppCo
         response = await client.post("catalog:categories", json=body, token=staff.token)
         assert response.status == 400, body
         assert list(response.json()["error"]["fields"]) == [field], body
+
+
+async def test_anyone_reads_one_category_and_sees_its_changes(
+    client: ApiClient, ctx: AppContext
+) -> None:
+    category = await create_category(ctx, "Desk Lighting")
+    shown = await client.get("catalog:category", "desk-lighting")
+    assert shown.status == 200
+    assert shown.json() == {"id": category.id, "slug": "desk-lighting", "name": "Desk Lighting"}
+    staff = await log_in(client, ctx, "staff@example.com", staff=True)
+    await client.patch(
+        "catalog:category", "desk-lighting", json={"name": "Desk lamps"}, token=staff.token
+    )
+    assert (await client.get("catalog:category", "desk-lighting")).json()["name"] == "Desk lamps"
+    await client.delete("catalog:category", "desk-lighting", token=staff.token)
+    gone = await client.get("catalog:category", "desk-lighting")
+    assert (gone.status, gone.error_code) == (404, "not_found")

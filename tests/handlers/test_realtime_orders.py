@@ -28,7 +28,7 @@ async def cancel(client: ApiClient, token: str, order_id: int) -> None:
 
 async def stored_event_ids(client: ApiClient, token: str, order_id: int) -> list[int]:
     timeline = (await client.get("orders:events", order_id, token=token)).json()
-    return [event["id"] for event in timeline]
+    return [event["id"] for event in timeline["results"]]
 
 
 @pytest.mark.parametrize(
