@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from app import errors
 from app.messages import IDEMPOTENCY_KEY_INVALID, FieldMessage
-from app.schemas.common import Page, PageParams
+from app.schemas.common import Page
 from app.schemas.orders import (
     OrderCreate,
     OrderEventOut,
     OrderOut,
+    OrderQuery,
     OrderStatusUpdate,
     OrderTimelineOut,
     PaymentOut,
@@ -22,17 +23,18 @@ MAX_IDEMPOTENCY_KEY = 255  # the column's size
 
 class OrdersHandler(BaseHandler):
     @endpoint(
-        "The user's orders, newest first",
-        query=PageParams,
+        "Orders, newest first: the user's own, every order for staff",
+        query=OrderQuery,
         response=Page[OrderOut],
         auth="user",
-        errors=(400,),
+        errors=(400, 403),
     )
     async def get(self) -> None:
+        filters = self.parse_query(OrderQuery)
         page = self.pagination()
         async with self.ctx.sessionmaker() as session:
             found, count = await orders.list_orders(
-                session, user_id=self.require_user().id, page=page
+                session, viewer=self.require_user(), filters=filters, page=page
             )
         self.write_page([OrderOut.of(order) for order in found], count=count, params=page)
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Annotated, Literal, cast
 
 import babel
-from pydantic import AfterValidator, BaseModel, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, Field
 from pydantic_core import PydanticCustomError
 
-from app.schemas.common import MoneyOut, RequestModel, UtcDatetime
+from app.schemas.common import AwareDatetime, MoneyOut, PageParams, RequestModel, UtcDatetime
 from models.orders import Order, OrderEvent
 
 # CLDR (through Babel) knows every ISO 3166-1 alpha-2 code plus a few of its own:
@@ -57,6 +57,29 @@ class ShippingAddress(RequestModel):
 class OrderCreate(RequestModel):
     shipping_address: ShippingAddress
     discount_code: str | None = Field(default=None, min_length=1, max_length=50)
+
+
+def _status_list(value: object) -> object:
+    """`status=paid,shipped` (or one status) as a list; blank means no filter."""
+    if isinstance(value, str):
+        statuses = [part.strip() for part in value.split(",") if part.strip()]
+        return statuses or None
+    return value
+
+
+class OrderQuery(PageParams):
+    """Filters of GET /orders; `user` is for staff only."""
+
+    status: Annotated[list[OrderStatus] | None, BeforeValidator(_status_list)] = Field(
+        default=None, description="One status or a comma-separated list."
+    )
+    user: int | None = Field(default=None, ge=1, le=10**18 - 1, description="Staff only.")
+    placed_after: AwareDatetime | None = Field(
+        default=None, description="ISO 8601 with a time zone; inclusive."
+    )
+    placed_before: AwareDatetime | None = Field(
+        default=None, description="ISO 8601 with a time zone; exclusive."
+    )
 
 
 class OrderStatusUpdate(RequestModel):

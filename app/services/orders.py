@@ -13,7 +13,7 @@ from functools import partial
 from typing import Any, Protocol
 
 import structlog
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -23,6 +23,7 @@ from app.db import retry_on_deadlock
 from app.events import OrderStatusChanged
 from app.messages import ORDER_STATUS_CONFLICT
 from app.schemas.common import Pagination
+from app.schemas.orders import OrderQuery
 from app.services.order_status import (
     CANCELLED,
     EXPIRED,
@@ -78,14 +79,28 @@ async def get_order_events(session: AsyncSession, *, order_id: int, user: User) 
 
 
 async def list_orders(
-    session: AsyncSession, *, user_id: int, page: Pagination
+    session: AsyncSession, *, viewer: User, filters: OrderQuery, page: Pagination
 ) -> tuple[list[Order], int]:
-    """One page of the user's own orders, newest first, and how many there are."""
+    """One page of orders, newest first, and how many match: a shopper's own, every
+    order for staff. Raises PermissionDenied when a shopper filters by `user`."""
+    conditions: list[ColumnElement[bool]] = []
+    if not viewer.is_staff:
+        if filters.user is not None:
+            raise errors.PermissionDenied()
+        conditions.append(Order.user_id == viewer.id)
+    elif filters.user is not None:
+        conditions.append(Order.user_id == filters.user)
+    if filters.status:
+        conditions.append(Order.status.in_(filters.status))
+    if filters.placed_after is not None:
+        conditions.append(Order.created_at >= filters.placed_after)
+    if filters.placed_before is not None:
+        conditions.append(Order.created_at < filters.placed_before)
     async with session.begin():
-        count = await session.scalar(select(func.count()).where(Order.user_id == user_id))
+        count = await session.scalar(select(func.count()).select_from(Order).where(*conditions))
         orders = await session.scalars(
             select(Order)
-            .where(Order.user_id == user_id)
+            .where(*conditions)
             .options(selectinload(Order.items))
             .order_by(Order.id.desc())
             .offset(page.offset)
