@@ -136,6 +136,15 @@ async def record_discount_use(session: AsyncSession, *, discount_id: int) -> Non
         raise _refuse(DISCOUNT_EXHAUSTED)
 
 
+async def give_back_discount_use(session: AsyncSession, *, discount_id: int) -> None:
+    """Uncount one use, inside the caller's transaction (never below zero)."""
+    await session.execute(
+        update(Discount)
+        .where(Discount.id == discount_id, Discount.used_count > 0)
+        .values(used_count=Discount.used_count - 1)
+    )
+
+
 # --- staff CRUD ------------------------------------------------------------------------
 
 

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app import errors
 from app.events import Event, OrderStatusChanged
 from app.messages import ORDER_STATUS_CONFLICT
+from app.services.discounts import give_back_discount_use
 from app.services.inventory import StockLevel, put_back_stock, stock_events
 from models.orders import Order, OrderEvent
 
@@ -45,6 +46,9 @@ FULFILMENT = frozenset({PROCESSING, SHIPPED, DELIVERED})
 # that (failed, cancelled, expired, refunded) puts them back in stock.
 _HOLDS_STOCK = frozenset({PENDING_PAYMENT, PAID})
 _ENDS_ORDER = frozenset({PAYMENT_FAILED, CANCELLED, EXPIRED, REFUNDED})
+# A discount use counts while the order may still be paid for or kept; an order that
+# is cancelled, expires or fails payment gives it back (a refunded one keeps it).
+_GIVES_BACK_DISCOUNT = frozenset({PAYMENT_FAILED, CANCELLED, EXPIRED})
 
 
 @dataclass(frozen=True)
@@ -100,15 +104,18 @@ async def apply_transition(
 
     Returns None when the order already is in `target` (a repeated call changes
     nothing). Raises NotFound for an unknown order and Conflict when the status machine
-    forbids the move. Ending an order that holds stock puts its items back.
+    forbids the move. Ending an order that holds stock puts its items back; cancelling,
+    expiring or failing payment gives its discount use back.
     """
     while True:  # ends: each pass finds a later status, and the machine has no cycles
         row = (
-            await session.execute(select(Order.status, Order.user_id).where(Order.id == order_id))
+            await session.execute(
+                select(Order.status, Order.user_id, Order.discount_id).where(Order.id == order_id)
+            )
         ).one_or_none()
         if row is None:
             raise errors.NotFound()
-        current, user_id = row
+        current, user_id, discount_id = row
         if current == target:
             return None
         if target not in NEXT_STATUSES.get(current, frozenset()):
@@ -126,6 +133,8 @@ async def apply_transition(
     levels: tuple[StockLevel, ...] = ()
     if current in _HOLDS_STOCK and target in _ENDS_ORDER:
         levels = await put_back_stock(session, order_id)
+    if discount_id is not None and current in _HOLDS_STOCK and target in _GIVES_BACK_DISCOUNT:
+        await give_back_discount_use(session, discount_id=discount_id)
     return await record_event(
         session,
         order_id=order_id,
