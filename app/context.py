@@ -56,8 +56,8 @@ def create_context(settings: Settings) -> AppContext:
     engine = make_engine(settings.database_url)
     redis = make_redis(settings.redis_url) if settings.redis_url else None
     metrics = Metrics()
-    redis_health = RedisHealth(metrics)
-    cache = ResponseCache(make_cache(settings.redis_url), ttl=settings.cache_ttl)
+    redis_health = RedisHealth(metrics)  # shared by the cache and the hub
+    cache = ResponseCache(make_cache(settings.redis_url), settings.cache_ttl, redis_health)
     hub = make_hub(redis, redis_health)
     after_commit = AfterCommit(cache, hub)
     return AppContext(
