@@ -56,7 +56,7 @@ def create_context(settings: Settings) -> AppContext:
     engine = make_engine(settings.database_url)
     redis = make_redis(settings.redis_url) if settings.redis_url else None
     metrics = Metrics()
-    redis_health = RedisHealth(metrics)  # shared by the cache and the hub
+    redis_health = RedisHealth(metrics)  # one for the cache, the limiter and the hub
     cache = ResponseCache(make_cache(settings.redis_url), settings.cache_ttl, redis_health)
     hub = make_hub(redis, redis_health)
     after_commit = AfterCommit(cache, hub)
@@ -67,7 +67,7 @@ def create_context(settings: Settings) -> AppContext:
         cache=cache,
         hub=hub,
         after_commit=after_commit,
-        limiter=RateLimiter(make_storage(redis)),
+        limiter=RateLimiter(make_storage(redis), redis_health),
         metrics=metrics,
         mailer=make_mail_backend(settings),
         redis=redis,
