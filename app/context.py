@@ -6,8 +6,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from redis.asyncio import Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.after_commit import AfterCommit
@@ -18,6 +16,7 @@ from app.hub import Hub, make_hub
 from app.mail import MailBackend, make_mail_backend
 from app.metrics import Metrics
 from app.ratelimit import RateLimiter, make_storage
+from app.redis_health import RedisHealth, fail_fast_options
 from app.services.payments import StripeGateway, make_stripe_gateway
 from app.sockets import OpenSockets
 
@@ -57,8 +56,9 @@ def create_context(settings: Settings) -> AppContext:
     engine = make_engine(settings.database_url)
     redis = make_redis(settings.redis_url) if settings.redis_url else None
     metrics = Metrics()
-    cache = ResponseCache(make_cache(settings.redis_url), ttl=settings.cache_ttl)
-    hub = make_hub(redis, metrics)
+    redis_health = RedisHealth(metrics)  # one for the cache, the limiter and the hub
+    cache = ResponseCache(make_cache(settings.redis_url), settings.cache_ttl, redis_health)
+    hub = make_hub(redis, redis_health)
     after_commit = AfterCommit(cache, hub)
     return AppContext(
         settings=settings,
@@ -67,7 +67,7 @@ def create_context(settings: Settings) -> AppContext:
         cache=cache,
         hub=hub,
         after_commit=after_commit,
-        limiter=RateLimiter(make_storage(redis)),
+        limiter=RateLimiter(make_storage(redis), redis_health),
         metrics=metrics,
         mailer=make_mail_backend(settings),
         redis=redis,
@@ -76,8 +76,5 @@ def create_context(settings: Settings) -> AppContext:
 
 
 def make_redis(url: str) -> Redis:
-    """A client that gives up on a Redis that does not answer, rather than hanging, and
-    retries a command once on a fresh connection (pooled ones die with a Redis restart)."""
-    return Redis.from_url(
-        url, socket_connect_timeout=2, socket_timeout=2, retry=Retry(NoBackoff(), 1)
-    )
+    """A client that gives up on a Redis that does not answer, rather than hanging."""
+    return Redis.from_url(url, **fail_fast_options())

@@ -5,8 +5,9 @@ Listeners are plain functions that must not block (a websocket listener only que
 frame): publishing never waits on a socket. The Redis hub delivers locally first and
 then publishes once to Redis; each process holds a single pub/sub subscription and
 fans out what other processes published to its own listeners. While Redis is away,
-local delivery goes on, the subscription is retried with backoff, and cross-process
-delivery resumes by itself (clients recover what they missed with `since`).
+local delivery goes on, publishing to Redis is skipped while RedisHealth says so, the
+subscription is retried with backoff, and cross-process delivery resumes by itself
+(clients recover what they missed with `since`).
 """
 
 from __future__ import annotations
@@ -19,10 +20,9 @@ from typing import Protocol
 import structlog
 from pydantic import ValidationError
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from app.events import CHANNELS, Event, decode_event, encode_event
-from app.metrics import Metrics
+from app.redis_health import REDIS_ERRORS, RedisHealth
 
 log = structlog.get_logger(__name__)
 
@@ -81,10 +81,12 @@ class InProcessHub:
 class RedisHub(InProcessHub):
     """Local delivery plus Redis pub/sub between processes."""
 
-    def __init__(self, redis: Redis, metrics: Metrics, *, prefix: str = "shop:events:") -> None:
+    def __init__(
+        self, redis: Redis, redis_health: RedisHealth, *, prefix: str = "shop:events:"
+    ) -> None:
         super().__init__()
         self._redis = redis
-        self._metrics = metrics
+        self._health = redis_health
         self._prefix = prefix
         # Marks this process's own messages, which it has delivered already.
         self._origin = uuid.uuid4().hex.encode()
@@ -94,13 +96,17 @@ class RedisHub(InProcessHub):
 
     async def publish(self, event: Event) -> None:
         self.deliver(event)
+        if not self._health.should_try("events"):
+            return
         try:
             await self._redis.publish(
                 self._prefix + event.channel, self._origin + b" " + encode_event(event)
             )
-        except (RedisError, OSError) as error:
-            self._metrics.redis_failures.labels(use="events").inc()
+        except REDIS_ERRORS as error:
+            self._health.failed("events", error)
             self._outage("publish", error)
+        else:
+            self._health.answered("events")
 
     async def start(self) -> None:
         self._listening = asyncio.create_task(self._listen())
@@ -126,9 +132,9 @@ class RedisHub(InProcessHub):
                         )
                         if message is not None:
                             self._receive(message["data"])
-            except (RedisError, OSError) as error:
+            except REDIS_ERRORS as error:
                 self.subscribed.clear()
-                self._metrics.redis_failures.labels(use="events").inc()
+                self._health.failed("events", error)
                 self._outage("subscribe", error)
                 await asyncio.sleep(retry)
                 retry = min(retry * 2, _MAX_RETRY)
@@ -152,11 +158,12 @@ class RedisHub(InProcessHub):
 
     def _recovered(self) -> None:
         self.subscribed.set()
+        self._health.answered("events")
         if self._redis_down:
             self._redis_down = False
             log.info("redis_events_resumed")
 
 
-def make_hub(redis: Redis | None, metrics: Metrics) -> Hub:
+def make_hub(redis: Redis | None, redis_health: RedisHealth) -> Hub:
     """The Redis hub when REDIS_URL is set, else the in-process one."""
-    return InProcessHub() if redis is None else RedisHub(redis, metrics)
+    return InProcessHub() if redis is None else RedisHub(redis, redis_health)

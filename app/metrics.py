@@ -49,7 +49,8 @@ class Metrics:
         )
         self.redis_failures = Counter(
             "shop_redis_failures",
-            "Redis operations that failed, by what Redis was used for.",
+            "Redis calls that failed, or were skipped while Redis was away, by what Redis "
+            "was used for.",
             ["use"],
             registry=self.registry,
         )

@@ -5,39 +5,70 @@ from __future__ import annotations
 import math
 import time
 
-from limits import parse
+from limits import RateLimitItem, parse
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import MovingWindowRateLimiter
+from limits.errors import StorageError
 from redis.asyncio import Redis
 
 from app.errors import RateLimited
+from app.redis_health import RedisHealth
 
 
 def make_storage(redis: Redis | None) -> Storage:
-    """Memory storage, or Redis sharing the app's connection pool (closed with it)."""
+    """Memory storage, or Redis sharing the app's connection pool (closed with it).
+
+    Redis errors come out wrapped in limits' StorageError, whatever the client raised.
+    """
     if redis is None:
         return MemoryStorage()
     return RedisStorage(
         "async+redis://",
         implementation="redispy",
         key_prefix="shop-limits",
+        wrap_exceptions=True,
         # limits passes this on to redis-py, though its annotation only names scalars.
         connection_pool=redis.connection_pool,  # type: ignore[arg-type]
     )
 
 
 class RateLimiter:
-    def __init__(self, storage: Storage) -> None:
-        self.storage = storage
-        self._limiter = MovingWindowRateLimiter(storage)
+    """Moving-window limits counted in `storage`, shared by every process with Redis.
+
+    While Redis does not answer (see RedisHealth), requests are counted in this process
+    instead, so each process allows up to the limit on its own; counting goes back to
+    Redis as soon as it answers, and what was counted in-process meanwhile is dropped.
+    """
+
+    def __init__(self, storage: Storage, redis_health: RedisHealth) -> None:
+        self._health = redis_health
+        self._shared = MovingWindowRateLimiter(storage)
+        self._in_process = MovingWindowRateLimiter(MemoryStorage())
 
     async def hit(self, rate: str, scope: str, identity: str) -> None:
         """Count one request of `identity` in `scope`; raise RateLimited over `rate`."""
         limit = parse(rate)
-        if await self._limiter.hit(limit, scope, identity):
-            return
-        stats = await self._limiter.get_window_stats(limit, scope, identity)
-        raise RateLimited(retry_after=math.ceil(stats.reset_time - time.time()))
+        retry_after = await self._count(limit, scope, identity)
+        if retry_after is not None:
+            raise RateLimited(retry_after=retry_after)
 
-    async def reset(self) -> None:
-        await self.storage.reset()
+    async def _count(self, limit: RateLimitItem, scope: str, identity: str) -> int | None:
+        if self._health.should_try("limits"):
+            try:
+                retry_after = await _count_in(self._shared, limit, scope, identity)
+            except StorageError as error:
+                self._health.failed("limits", error.storage_error)
+            else:
+                self._health.answered("limits")
+                return retry_after
+        return await _count_in(self._in_process, limit, scope, identity)
+
+
+async def _count_in(
+    limiter: MovingWindowRateLimiter, limit: RateLimitItem, scope: str, identity: str
+) -> int | None:
+    """Seconds until `identity` may try again when over `limit`, else None (counted)."""
+    if await limiter.hit(limit, scope, identity):
+        return None
+    stats = await limiter.get_window_stats(limit, scope, identity)
+    return math.ceil(stats.reset_time - time.time())

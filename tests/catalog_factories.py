@@ -15,6 +15,7 @@ from app.schemas.catalog import CategoryIn, ProductIn
 from app.schemas.discounts import DiscountIn
 from app.services import catalog, discounts
 from models.catalog import Category, Discount, Product
+from tests.client import Response
 
 
 async def create_category(ctx: AppContext, name: str = "Lighting") -> Category:
@@ -87,3 +88,14 @@ def recorded_queries(ctx: AppContext) -> Iterator[list[str]]:
         yield statements
     finally:
         event.remove(ctx.engine.sync_engine, "before_cursor_execute", record)
+
+
+async def served_from_cache(ctx: AppContext, fetch: Any) -> Response:
+    """Fetch twice; the second answer must be the first one, with no database query."""
+    first = await fetch()
+    assert first.status == 200, first.body
+    with recorded_queries(ctx) as statements:
+        second = await fetch()
+    assert statements == []
+    assert second.json() == first.json()
+    return second

@@ -11,6 +11,7 @@ import asyncio
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -132,6 +133,17 @@ class RedisServer(OwnedProcess):
         """Start (again, on the same port after `kill()`) and wait until PING answers."""
         self.start()
         await poll(self._answers_ping, timeout=START_SECONDS, failure="redis-server did not start")
+
+    @contextmanager
+    def frozen(self) -> Iterator[None]:
+        """The server stopped (SIGSTOP) for the block, as a hung Redis: connections still
+        open and data kept, but no answer to anything."""
+        assert self._process is not None and self.running
+        self._process.send_signal(signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            self._process.send_signal(signal.SIGCONT)
 
     async def _answers_ping(self) -> bool:
         if not self.running:

@@ -36,7 +36,6 @@ from tests.processes import (
     ShopServer,
     logs_on_failure,
     poll,
-    require_redis_server,
     stop_all,
 )
 from tests.stripe_stub import SECRET_KEY as STRIPE_SECRET_KEY
@@ -52,17 +51,6 @@ def http(io_loop: IOLoop) -> Iterator[AsyncHTTPClient]:
     client = AsyncHTTPClient(force_instance=True, defaults={"request_timeout": 15})
     yield client
     client.close()
-
-
-@pytest.fixture
-def redis_server(io_loop: IOLoop, tmp_path: Any) -> Iterator[RedisServer]:
-    require_redis_server()
-    redis = RedisServer(tmp_path)
-    try:
-        io_loop.run_sync(redis.start_and_wait)
-        yield redis
-    finally:
-        redis.kill()
 
 
 def server_settings(database_url: str, **more: str) -> dict[str, str]:
@@ -269,11 +257,6 @@ async def test_the_first_event_after_redis_returns_reaches_the_other_process(
             assert server.logged("redis_events_unavailable") == 1, f"{server.name}: one outage"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="app/cache.py lets Redis errors through: catalog reads answer 500 while Redis "
-    "is down (DESIGN §4 wants caching bypassed); remove this mark once it is fixed",
-)
 async def test_catalog_reads_answer_while_redis_is_down(
     ctx: AppContext,
     app: ShopApplication,

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy import update
 
 from app.context import AppContext
@@ -12,20 +10,14 @@ from app.services.inventory import StockLevel, stock_events
 from models.base import utcnow
 from tests.events import hear
 from models.catalog import Product
-from tests.catalog_factories import create_category, create_product, recorded_queries
-from tests.client import ApiClient, Response
+from tests.catalog_factories import (
+    create_category,
+    create_product,
+    recorded_queries,
+    served_from_cache,
+)
+from tests.client import ApiClient
 from tests.factories import log_in
-
-
-async def served_from_cache(ctx: AppContext, fetch: Any) -> Response:
-    """Fetch twice; the second answer must be the first one, with no database query."""
-    first = await fetch()
-    assert first.status == 200, first.body
-    with recorded_queries(ctx) as statements:
-        second = await fetch()
-    assert statements == []
-    assert second.json() == first.json()
-    return second
 
 
 async def test_a_repeated_product_list_is_served_from_the_cache(
