@@ -21,7 +21,7 @@ from app.emails import ORDER_CONFIRMATION
 from app.messages import CART_EMPTY, CART_MIXED_CURRENCIES
 from app.schemas.common import cents_to_str
 from app.services.discounts import PricedLine, quote_discount, record_discount_use
-from app.services.inventory import take_stock
+from app.services.inventory import cart_stock_lines, take_stock
 from app.services.order_status import PENDING_PAYMENT, StatusChange, events_of, record_event
 from app.services.outbox import queue_mail
 from models.accounts import User
@@ -159,7 +159,7 @@ async def _place(
         order.discount_code = quote.discount.code
         order.discount_total_cents = quote.amount_cents
         order.total_cents = subtotal - quote.amount_cents
-    levels = await take_stock(session, items)
+    levels = await take_stock(session, cart_stock_lines(items))
     session.add(order)
     await session.flush()  # the order id; a reused Idempotency-Key fails here
     await session.execute(delete(CartItem).where(CartItem.cart_id == cart.id))

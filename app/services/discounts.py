@@ -136,6 +136,16 @@ async def record_discount_use(session: AsyncSession, *, discount_id: int) -> Non
         raise _refuse(DISCOUNT_EXHAUSTED)
 
 
+async def retake_discount_use(session: AsyncSession, *, discount_id: int) -> None:
+    """Count a use again for an order that comes back after failing payment, even past
+    `max_uses`: the order was priced with the code while a use was left."""
+    await session.execute(
+        update(Discount)
+        .where(Discount.id == discount_id)
+        .values(used_count=Discount.used_count + 1)
+    )
+
+
 async def give_back_discount_use(session: AsyncSession, *, discount_id: int) -> None:
     """Uncount one use, inside the caller's transaction (never below zero)."""
     await session.execute(

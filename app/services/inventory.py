@@ -26,6 +26,15 @@ class StockLevel:
     stock: int
 
 
+@dataclass(frozen=True)
+class StockLine:
+    """Units of one product to take (`product_id` None: the product was deleted)."""
+
+    product_id: int | None
+    slug: str
+    quantity: int
+
+
 def stock_events(levels: Iterable[StockLevel], at: datetime) -> list[StockChanged]:
     """One `inventory.changed` per level."""
     return [
@@ -34,27 +43,43 @@ def stock_events(levels: Iterable[StockLevel], at: datetime) -> list[StockChange
     ]
 
 
-async def take_stock(session: AsyncSession, items: Sequence[CartItem]) -> tuple[StockLevel, ...]:
-    """Decrement each product's stock unless it would go below zero (`items` sorted by
+async def take_stock(session: AsyncSession, lines: Sequence[StockLine]) -> tuple[StockLevel, ...]:
+    """Decrement each product's stock unless it would go below zero (`lines` sorted by
     product id, so concurrent orders lock rows in one order); InsufficientStock naming
-    every product short otherwise."""
+    every product short otherwise (the caller's transaction must then roll back)."""
     short = []
-    for item in items:
+    for line in lines:
         taken = await session.execute(
             update(Product)
             .where(
-                Product.id == item.product_id,
+                Product.id == line.product_id,
                 Product.is_active.is_(True),
-                Product.stock >= item.quantity,
+                Product.stock >= line.quantity,
             )
-            .values(stock=Product.stock - item.quantity)
+            .values(stock=Product.stock - line.quantity)
             .execution_options(synchronize_session=False)
         )
         if taken.rowcount != 1:  # type: ignore[attr-defined]
-            short.append(item.product.slug)
+            short.append(line.slug)
     if short:
         raise errors.InsufficientStock(short)
-    return await stock_levels(session, [item.product_id for item in items])
+    return await stock_levels(session, [line.product_id for line in lines if line.product_id])
+
+
+def cart_stock_lines(items: Sequence[CartItem]) -> list[StockLine]:
+    """What a cart's items take from stock (items in product id order)."""
+    return [StockLine(item.product_id, item.product.slug, item.quantity) for item in items]
+
+
+async def retake_stock(session: AsyncSession, order_id: int) -> tuple[StockLevel, ...]:
+    """Take an order's items again (after its stock went back); InsufficientStock when
+    any of them is short or gone."""
+    rows = await session.execute(
+        select(OrderItem.product_id, OrderItem.product_slug, OrderItem.quantity)
+        .where(OrderItem.order_id == order_id)
+        .order_by(OrderItem.product_id)
+    )
+    return await take_stock(session, [StockLine(*row) for row in rows])
 
 
 async def put_back_stock(session: AsyncSession, order_id: int) -> tuple[StockLevel, ...]:

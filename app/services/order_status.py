@@ -19,8 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app import errors
 from app.events import Event, OrderStatusChanged
 from app.messages import ORDER_STATUS_CONFLICT
-from app.services.discounts import give_back_discount_use
-from app.services.inventory import StockLevel, put_back_stock, stock_events
+from app.services.discounts import give_back_discount_use, retake_discount_use
+from app.services.inventory import StockLevel, put_back_stock, retake_stock, stock_events
 from models.orders import Order, OrderEvent
 
 PENDING_PAYMENT = "pending_payment"
@@ -36,7 +36,8 @@ REFUNDED = "refunded"
 NEXT_STATUSES: Mapping[str, frozenset[str]] = {
     PENDING_PAYMENT: frozenset({PAID, PAYMENT_FAILED, CANCELLED, EXPIRED}),
     PAID: frozenset({PROCESSING, CANCELLED, REFUNDED}),
-    PAYMENT_FAILED: frozenset({CANCELLED}),  # its stock went back when payment failed
+    # Paying again, or a payment that succeeds late, takes the stock back (DESIGN §5).
+    PAYMENT_FAILED: frozenset({PENDING_PAYMENT, PAID, CANCELLED}),
     PROCESSING: frozenset({SHIPPED}),
     SHIPPED: frozenset({DELIVERED}),
 }
@@ -49,6 +50,8 @@ _ENDS_ORDER = frozenset({PAYMENT_FAILED, CANCELLED, EXPIRED, REFUNDED})
 # A discount use counts while the order may still be paid for or kept; an order that
 # is cancelled, expires or fails payment gives it back (a refunded one keeps it).
 _GIVES_BACK_DISCOUNT = frozenset({PAYMENT_FAILED, CANCELLED, EXPIRED})
+# Statuses that hold stock and the discount use again after a failed payment.
+_RECOVERS_ORDER = frozenset({PENDING_PAYMENT, PAID})
 
 
 @dataclass(frozen=True)
@@ -105,7 +108,9 @@ async def apply_transition(
     Returns None when the order already is in `target` (a repeated call changes
     nothing). Raises NotFound for an unknown order and Conflict when the status machine
     forbids the move. Ending an order that holds stock puts its items back; cancelling,
-    expiring or failing payment gives its discount use back.
+    expiring or failing payment gives its discount use back. Leaving `payment_failed`
+    for `pending_payment` or `paid` takes both again, or raises InsufficientStock (the
+    caller's transaction must then roll back).
     """
     while True:  # ends: each pass finds a later status, and the machine has no cycles
         row = (
@@ -135,6 +140,10 @@ async def apply_transition(
         levels = await put_back_stock(session, order_id)
     if discount_id is not None and current in _HOLDS_STOCK and target in _GIVES_BACK_DISCOUNT:
         await give_back_discount_use(session, discount_id=discount_id)
+    if current == PAYMENT_FAILED and target in _RECOVERS_ORDER:
+        levels = await retake_stock(session, order_id)
+        if discount_id is not None:
+            await retake_discount_use(session, discount_id=discount_id)
     return await record_event(
         session,
         order_id=order_id,

@@ -31,6 +31,8 @@ from models.orders import Order, StripeEvent
 
 log = structlog.get_logger(__name__)
 
+# An order can be paid while it awaits payment, and again after a payment failed.
+_PAYABLE = frozenset({order_status.PENDING_PAYMENT, order_status.PAYMENT_FAILED})
 # Webhook event type -> the order status it leads to.
 EVENT_STATUSES = {
     "payment_intent.succeeded": order_status.PAID,
@@ -102,19 +104,31 @@ def make_stripe_gateway(settings: Settings) -> StripeGateway | None:
 async def start_payment(
     session: AsyncSession, *, order_id: int, user: User, gateway: StripeGateway | None
 ) -> PaymentStart:
-    """Create (or fetch again) the PaymentIntent of the user's own pending order.
+    """Create (or fetch again) the PaymentIntent of the user's own pending order. An
+    order whose payment failed is paying again: it first takes its stock (and discount
+    use) back and returns to `pending_payment`.
 
     Raises PaymentsUnavailable (no gateway, Stripe failing), NotFound (not the user's
-    order) or Conflict (the order is not awaiting payment).
+    order), InsufficientStock (paying again, and the stock is gone: nothing changes) or
+    Conflict (the order is not awaiting payment).
     """
     if gateway is None:
         raise errors.PaymentsUnavailable()
-    async with session.begin():
-        order = await session.get(Order, order_id)
-        if order is None or order.user_id != user.id:
-            raise errors.NotFound()
-        if order.status != order_status.PENDING_PAYMENT:
-            raise errors.Conflict(ORDER_NOT_PAYABLE)
+
+    async def attempt() -> tuple[Order, order_status.StatusChange | None]:
+        async with session.begin():
+            order = await session.get(Order, order_id, populate_existing=True)
+            if order is None or order.user_id != user.id:
+                raise errors.NotFound()
+            if order.status not in _PAYABLE:
+                raise errors.Conflict(ORDER_NOT_PAYABLE)
+            change = await order_status.apply_transition(
+                session, order_id=order_id, target=order_status.PENDING_PAYMENT, now=utcnow()
+            )
+            return order, change
+
+    order, change = await retry_on_deadlock(attempt)
+    await after_commit(session).publish(order_status.events_of([change]))
     payment = await gateway.create_payment_intent(order)
     async with session.begin():
         await session.execute(
@@ -168,9 +182,15 @@ async def handle_stripe_webhook(
             await session.flush()  # a replayed event id fails here, before any change
             order_id = await _order_id(session, payment)
             try:
-                change = await order_status.apply_transition(
-                    session, order_id=order_id, target=target, now=now
-                )
+                # A savepoint: a late success whose stock is gone changes nothing but
+                # still records the event (and its refund is asked for once).
+                async with session.begin_nested():
+                    change = await order_status.apply_transition(
+                        session, order_id=order_id, target=target, now=now
+                    )
+            except errors.InsufficientStock:
+                log.warning("stripe_payment_stock_gone", event_id=event_id, order_id=order_id)
+                return None, True
             except errors.NotFound:
                 log.warning("stripe_event_without_order", event_id=event_id, event_type=event_type)
                 return None, False
@@ -191,8 +211,8 @@ async def handle_stripe_webhook(
         return
     await after_commit(session).publish(order_status.events_of([change]))
     if too_late and target == order_status.PAID:
-        # The money arrived for an order that expired, failed or was cancelled meanwhile:
-        # its stock is gone back, so the payment goes back too.
+        # The money arrived for an order that can no longer be fulfilled (expired or
+        # cancelled, or failed and its stock sold since): the payment goes back.
         await request_refund(gateway, payment_intent_id=payment.get("id"), event_id=event_id)
 
 
