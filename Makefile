@@ -3,6 +3,8 @@ PYTHON ?= python3
 PIP_VERSION := 26.3
 VENV := .venv
 BIN := $(VENV)/bin
+# Runtime packages are enough to serve; the test, lint and type tools come on top.
+RUNTIME_STAMP := $(VENV)/.runtime-installed
 STAMP := $(VENV)/.installed
 SOURCES := app handlers models tasks tests bench
 # `make run` is a local development server: DEBUG on, and a key kept in var/ so
@@ -15,9 +17,13 @@ MO_FILES := $(patsubst %.po,%.mo,$(wildcard locale/*/LC_MESSAGES/shop.po))
 
 install: $(STAMP)
 
-$(STAMP): requirements.txt requirements-dev.txt constraints.txt
+$(RUNTIME_STAMP): requirements.txt constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip==$(PIP_VERSION)
+	$(BIN)/pip install --quiet -r requirements.txt -c constraints.txt
+	touch $(RUNTIME_STAMP)
+
+$(STAMP): $(RUNTIME_STAMP) requirements-dev.txt
 	$(BIN)/pip install --quiet -r requirements-dev.txt -c constraints.txt
 	touch $(STAMP)
 
@@ -25,10 +31,10 @@ $(DEV_KEY_FILE):
 	mkdir -p var
 	$(PYTHON) -c "import secrets; print(secrets.token_urlsafe(48))" > $(DEV_KEY_FILE)
 
-locale/%/LC_MESSAGES/shop.mo: locale/%/LC_MESSAGES/shop.po $(STAMP)
+locale/%/LC_MESSAGES/shop.mo: locale/%/LC_MESSAGES/shop.po $(RUNTIME_STAMP)
 	$(BIN)/pybabel compile -i $< -o $@
 
-run: $(STAMP) $(MO_FILES) $(DEV_KEY_FILE)
+run: $(RUNTIME_STAMP) $(MO_FILES) $(DEV_KEY_FILE)
 	DEBUG=$${DEBUG:-true} SECRET_KEY=$${SECRET_KEY:-$$(cat $(DEV_KEY_FILE))} $(BIN)/python -m app migrate
 	DEBUG=$${DEBUG:-true} SECRET_KEY=$${SECRET_KEY:-$$(cat $(DEV_KEY_FILE))} $(BIN)/python -m app seed-demo
 	DEBUG=$${DEBUG:-true} SECRET_KEY=$${SECRET_KEY:-$$(cat $(DEV_KEY_FILE))} $(BIN)/python -m app serve

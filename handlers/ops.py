@@ -52,6 +52,24 @@ class MetricsHandler(BaseHandler):
         self.finish(prometheus_client.generate_latest(self.ctx.metrics.registry))
 
 
+class IndexHandler(BaseHandler):
+    """GET /: where things are, for a person or a client landing on the bare address."""
+
+    LINKS = {
+        "docs": "ops:docs",
+        "openapi": "ops:openapi",
+        "asyncapi": "ops:asyncapi",
+        "health": "ops:health",
+        "track": "track:page",
+        "products": "catalog:products",
+    }
+
+    async def get(self) -> None:
+        base = f"{self.request.protocol}://{self.request.host}"
+        links = {name: base + self.reverse_url(route) for name, route in self.LINKS.items()}
+        self.write_json({"name": "Shop API", "links": links})
+
+
 class RobotsHandler(BaseHandler):
     async def get(self) -> None:
         self.set_header("Content-Type", "text/plain; charset=UTF-8")
@@ -80,6 +98,7 @@ class DocsAssetHandler(tornado.web.StaticFileHandler):
 SWAGGER_ASSETS = swagger_ui_bundle.swagger_ui_path
 
 routes = [
+    (r"/", IndexHandler, "ops:index"),
     (r"/health", HealthHandler, "ops:health"),
     (r"/metrics", MetricsHandler, "ops:metrics"),
     (r"/robots.txt", RobotsHandler, "ops:robots"),

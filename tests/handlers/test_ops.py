@@ -124,3 +124,13 @@ async def test_oversized_body_is_413_in_the_error_format(
     response = await client.request("POST", "auth:login", body=body)
     assert response.status == 413
     assert response.error_code == "payload_too_large"
+
+
+async def test_the_root_lists_where_things_are(client: ApiClient) -> None:
+    response = await client.get("/")
+    assert response.status == 200
+    links = response.json()["links"]
+    assert set(links) == {"docs", "openapi", "asyncapi", "health", "track", "products"}
+    for link in links.values():
+        path = "/" + link.split("/", 3)[3]
+        assert (await client.get(path)).status == 200, link
