@@ -51,14 +51,19 @@ async def _create_staff(ctx: AppContext, email: str) -> str:
 
 
 async def _seed_demo(ctx: AppContext) -> str:
-    from app.services.demo import seed_demo
+    from app.services.demo import DOCUMENTED_PASSWORDS, seed_demo
 
     async with ctx.sessionmaker() as session:
-        report = await seed_demo(session)
+        report = await seed_demo(session, documented_passwords=ctx.settings.debug)
     lines = [
         f"demo catalogue: {report.categories} categories, {report.products} products and "
         f"{report.discounts} discounts added (what already existed was kept)"
     ]
+    if report.documented:
+        lines += [
+            f"demo login: {email} / {password}" for email, password in DOCUMENTED_PASSWORDS.items()
+        ]
+        return "\n".join(lines)
     lines += [
         f"created {email} with password {password}" for email, password in report.new_users.items()
     ]

@@ -26,6 +26,9 @@ from models.catalog import Category, Discount, Product
 
 STAFF_EMAIL = "staff@demo.example.com"
 SHOPPER_EMAIL = "shopper@demo.example.com"
+# Under DEBUG (what `make run` uses) the demo accounts have these passwords, listed in
+# README; elsewhere each gets a random one, shown once when it is created.
+DOCUMENTED_PASSWORDS = {STAFF_EMAIL: "demo-staff-password", SHOPPER_EMAIL: "demo-shopper-password"}
 
 # Category -> (product name, price in cents).
 CATALOGUE: dict[str, list[tuple[str, int]]] = {
@@ -97,20 +100,25 @@ class SeedReport:
     categories: int = 0
     products: int = 0
     discounts: int = 0
-    # email -> password, for users created by this run only.
+    # email -> password of each user created by this run.
     new_users: dict[str, str] = field(default_factory=dict)
+    # True when the demo users have the documented passwords (DEBUG).
+    documented: bool = False
 
 
-async def seed_demo(session: AsyncSession) -> SeedReport:
+async def seed_demo(session: AsyncSession, *, documented_passwords: bool = False) -> SeedReport:
     """Add whatever part of the demo catalogue and demo users is missing (one
-    transaction); returns what was added."""
-    report = SeedReport()
+    transaction); returns what was added. With `documented_passwords` (DEBUG), the demo
+    users get (again) the passwords of DOCUMENTED_PASSWORDS; otherwise a new user gets
+    a random one and an existing user keeps hers."""
+    report = SeedReport(documented=documented_passwords)
     async with session.begin():
         categories = await _ensure_categories(session, report)
         await _ensure_products(session, categories, report)
         await _ensure_discounts(session, categories["lighting"], report)
         for email, staff in ((STAFF_EMAIL, True), (SHOPPER_EMAIL, False)):
-            await _ensure_user(session, email, staff=staff, report=report)
+            password = DOCUMENTED_PASSWORDS[email] if documented_passwords else None
+            await _ensure_user(session, email, staff=staff, password=password, report=report)
     await after_commit(session).catalog_changed()
     return report
 
@@ -171,12 +179,17 @@ async def _ensure_discounts(session: AsyncSession, lighting: Category, report: S
 
 
 async def _ensure_user(
-    session: AsyncSession, email: str, *, staff: bool, report: SeedReport
+    session: AsyncSession, email: str, *, staff: bool, password: str | None, report: SeedReport
 ) -> None:
+    """Create the user (with `password`, or a random one); an existing user only has her
+    password set again when `password` is given."""
     email = normalize_email(email)
-    if await session.scalar(select(User.id).where(User.email == email)) is not None:
+    existing = await session.scalar(select(User).where(User.email == email))
+    if existing is not None:
+        if password is not None:
+            existing.password_hash = await hash_password(password)
         return
-    password = secrets.token_urlsafe(12)
+    password = password or secrets.token_urlsafe(12)
     session.add(
         User(
             email=email,

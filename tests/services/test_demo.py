@@ -7,7 +7,7 @@ import re
 from sqlalchemy import select
 
 from app.context import AppContext
-from app.services.demo import SHOPPER_EMAIL, STAFF_EMAIL, seed_demo
+from app.services.demo import DOCUMENTED_PASSWORDS, SHOPPER_EMAIL, STAFF_EMAIL, seed_demo
 from models.accounts import User
 from models.catalog import Category, Discount, Product
 from tests.client import ApiClient
@@ -61,3 +61,17 @@ async def test_seed_demo_prints_credentials_that_log_in(client: ApiClient, ctx: 
     again = run_cli(ctx, "seed-demo")
     assert again.returncode == 0, again.stderr
     assert "created" not in again.stdout
+
+
+async def test_under_debug_seed_demo_prints_the_documented_logins_every_time(
+    client: ApiClient, ctx: AppContext
+) -> None:
+    run_cli(ctx, "seed-demo", DEBUG="false")  # the users first get random passwords
+    for _ in range(2):
+        result = run_cli(ctx, "seed-demo", DEBUG="true")
+        assert result.returncode == 0, result.stderr
+        logins = dict(re.findall(r"demo login: (\S+) / (\S+)", result.stdout))
+        assert logins == DOCUMENTED_PASSWORDS
+    for email, password in DOCUMENTED_PASSWORDS.items():
+        login = await client.post("auth:login", json={"email": email, "password": password})
+        assert login.status == 200, login.body
