@@ -54,7 +54,7 @@ class AppContext:
 
 def create_context(settings: Settings) -> AppContext:
     """Build the shared parts; nothing connects until first used (or `start()`)."""
-    engine = make_engine(settings.database_url)
+    engine = make_engine(settings.database_url, timeout=settings.database_timeout)
     redis = make_redis(settings.redis_url) if settings.redis_url else None
     metrics = Metrics()
     cache = ResponseCache(make_cache(settings.redis_url), ttl=settings.cache_ttl)

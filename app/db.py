@@ -1,4 +1,8 @@
-"""Async engine and session factory for SQLite (embedded default) and MariaDB/MySQL."""
+"""Async engine and session factory for SQLite (embedded default) and MariaDB/MySQL.
+
+Waits on the database are bounded by DATABASE_TIMEOUT: the driver bounds connecting,
+the pool bounds checkout, MariaDB bounds each statement and SQLite each wait for its lock.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import event
+from sqlalchemy.dialects.mysql.base import MySQLDialect
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import (
@@ -24,23 +29,54 @@ _RETRYABLE_MYSQL_ERRORS = {1213, 1205}
 _MAX_ATTEMPTS = 4
 
 
-def make_engine(database_url: str) -> AsyncEngine:
-    """Create the engine, tuned per backend (see README, "Data layer")."""
+def make_engine(database_url: str, *, timeout: float | None) -> AsyncEngine:
+    """Create the engine, tuned per backend (see README, "Data layer").
+
+    `timeout` (DATABASE_TIMEOUT, seconds) bounds connecting, pool checkout, each
+    statement on MariaDB/MySQL and each lock wait on SQLite. None leaves statements
+    unbounded (SQLite keeps sqlite3's default lock wait), for migrations, whose DDL may
+    rightly run long.
+    """
     url = make_url(database_url)
     if url.get_backend_name() == "sqlite":
         if url.database and url.database != ":memory:":
             Path(url.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, connect_args={"timeout": 30})
+        # sqlite3's `timeout` is its busy timeout: how long a writer queues for the lock.
+        connect_args = {} if timeout is None else {"timeout": timeout}
+        engine = create_async_engine(url, connect_args=connect_args)
         _configure_sqlite(engine)
         return engine
     # READ COMMITTED: stock changes rely on guarded UPDATEs, never on a repeatable snapshot.
-    return create_async_engine(
-        url, pool_pre_ping=True, pool_recycle=3600, isolation_level="READ COMMITTED"
-    )
+    options: dict[str, Any] = {"isolation_level": "READ COMMITTED"}
+    if timeout is not None:
+        options.update(connect_args={"connect_timeout": timeout}, pool_timeout=timeout)
+    engine = create_async_engine(url, pool_pre_ping=True, pool_recycle=3600, **options)
+    if timeout is not None:
+        _bound_mysql_statements(engine, timeout)
+    return engine
+
+
+def _bound_mysql_statements(engine: AsyncEngine, seconds: float) -> None:
+    """Have the server abort any statement running longer than `seconds`, so one whose
+    client gave up does not go on holding locks."""
+    dialect = engine.dialect
+    # Only narrows the type: every non-SQLite URL here is MariaDB/MySQL.
+    assert isinstance(dialect, MySQLDialect)  # nosec B101
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # The dialect has met the server by now (its first-connect hook runs first).
+        if dialect.is_mariadb:
+            statement = f"SET SESSION max_statement_time = {seconds:.6f}"
+        else:  # MySQL's counterpart bounds SELECTs only, in milliseconds
+            statement = f"SET SESSION max_execution_time = {round(seconds * 1000)}"
+        cursor = dbapi_connection.cursor()
+        cursor.execute(statement)
+        cursor.close()
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:
-    """WAL, a busy timeout and BEGIN IMMEDIATE.
+    """WAL and BEGIN IMMEDIATE (the busy timeout is sqlite3's `timeout`, see above).
 
     A deferred transaction that upgrades from read to write fails at once with
     "database is locked" when another writer holds the lock, whatever the timeout;
@@ -52,7 +88,6 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         dbapi_connection.isolation_level = None  # SQLAlchemy emits BEGIN itself
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA busy_timeout=30000")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
