@@ -63,7 +63,9 @@ def create_context(settings: Settings) -> AppContext:
     return AppContext(
         settings=settings,
         engine=engine,
-        sessionmaker=make_sessionmaker(engine, after_commit.session_info()),
+        sessionmaker=make_sessionmaker(
+            engine, timeout=settings.database_timeout, info=after_commit.session_info()
+        ),
         cache=cache,
         hub=hub,
         after_commit=after_commit,

@@ -1,7 +1,9 @@
-"""The engine bounds waits on the database by DATABASE_TIMEOUT."""
+"""The engine and sessions bound every wait on the database by DATABASE_TIMEOUT."""
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -10,11 +12,15 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession, AsyncSessionTransaction
+from sqlalchemy.orm import Session
+from sqlalchemy.util import await_
 
 from app.context import AppContext
+from app.db import BoundedSession, BoundedTransaction, DatabaseTimeout
 from tests.client import ApiClient
 from tests.conftest import TEST_DATABASE_URL
-from tests.order_factories import place_order, shopper_with_cart, stock_of
+from tests.order_factories import add_product, place_order, shopper_with_cart, stock_of
 
 on_mariadb = pytest.mark.skipif(
     not (TEST_DATABASE_URL or "").startswith(("mysql", "mariadb")),
@@ -23,6 +29,8 @@ on_mariadb = pytest.mark.skipif(
 on_sqlite = pytest.mark.skipif(
     TEST_DATABASE_URL is not None, reason="an SQLite setting: runs without TEST_DATABASE_URL"
 )
+# Coroutine methods that reach the database only through another one that is bounded.
+_BOUNDED_THROUGH_CLOSE = {"__aenter__", "__aexit__", "aclose", "close_all"}
 
 
 @on_mariadb
@@ -76,3 +84,32 @@ async def test_a_checkout_queued_behind_a_writer_holding_sqlite_too_long_gives_5
 
     assert (await place_order(client, buyer.token)).status == 201
     assert await stock_of(ctx, "brass-lamp") == 4
+
+
+def waits_forever(_session: Session) -> None:
+    """A round trip to a server that never answers (run in SQLAlchemy's greenlet)."""
+    await_(asyncio.Event().wait())
+
+
+@pytest.mark.settings(database_timeout=0.3)
+async def test_a_session_call_with_no_answer_raises_database_timeout(ctx: AppContext) -> None:
+    async with ctx.sessionmaker() as session:
+        started = time.monotonic()
+        with pytest.raises(DatabaseTimeout):
+            await session.run_sync(waits_forever)
+        assert time.monotonic() - started < 0.3 + 0.5
+    await add_product(ctx)  # the next sessions work as before
+
+
+@pytest.mark.parametrize(
+    ("bounded", "plain"),
+    [(BoundedSession, AsyncSession), (BoundedTransaction, AsyncSessionTransaction)],
+)
+def test_every_awaitable_call_of_a_session_is_bounded(bounded: type, plain: type) -> None:
+    """A coroutine method SQLAlchemy adds in a later version must be bounded too."""
+    unbounded = [
+        name
+        for name, method in inspect.getmembers(plain, inspect.iscoroutinefunction)
+        if name not in _BOUNDED_THROUGH_CLOSE and getattr(bounded, name) is method
+    ]
+    assert unbounded == []
