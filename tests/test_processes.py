@@ -27,7 +27,6 @@ from websockets.asyncio.client import ClientConnection, connect
 from app.context import AppContext
 from app.server import ShopApplication
 from tests.client import ApiClient
-from tests.conftest import TEST_SECRET_KEY
 from tests.factories import log_in
 from tests.order_factories import add_product, ordered, shopper
 from tests.processes import (
@@ -37,6 +36,7 @@ from tests.processes import (
     logs_on_failure,
     poll,
     require_redis_server,
+    server_settings,
     stop_all,
 )
 from tests.stripe_stub import SECRET_KEY as STRIPE_SECRET_KEY
@@ -63,11 +63,6 @@ def redis_server(io_loop: IOLoop, tmp_path: Any) -> Iterator[RedisServer]:
         yield redis
     finally:
         redis.kill()
-
-
-def server_settings(database_url: str, **more: str) -> dict[str, str]:
-    """The test database, and the key the test's tokens are signed with."""
-    return {"DATABASE_URL": database_url, "SECRET_KEY": TEST_SECRET_KEY, **more}
 
 
 @pytest.fixture
