@@ -19,6 +19,9 @@ class Settings(BaseSettings):
     debug: bool = False
     secret_key: SecretStr | None = None
     database_url: str = "sqlite+aiosqlite:///./var/shop.db"
+    # Connect, pool checkout, each statement (server-side on MariaDB) and each round trip
+    # of a session; past it the request answers 503 instead of waiting.
+    database_timeout: float = Field(default=5, gt=0)
     redis_url: str | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     log_format: Literal["json", "console"] = "json"

@@ -53,7 +53,7 @@ class AppContext:
 
 def create_context(settings: Settings) -> AppContext:
     """Build the shared parts; nothing connects until first used (or `start()`)."""
-    engine = make_engine(settings.database_url)
+    engine = make_engine(settings.database_url, timeout=settings.database_timeout)
     redis = make_redis(settings.redis_url) if settings.redis_url else None
     metrics = Metrics()
     redis_health = RedisHealth(metrics)  # one for the cache, the limiter and the hub
@@ -63,7 +63,9 @@ def create_context(settings: Settings) -> AppContext:
     return AppContext(
         settings=settings,
         engine=engine,
-        sessionmaker=make_sessionmaker(engine, after_commit.session_info()),
+        sessionmaker=make_sessionmaker(
+            engine, timeout=settings.database_timeout, info=after_commit.session_info()
+        ),
         cache=cache,
         hub=hub,
         after_commit=after_commit,

@@ -1,18 +1,29 @@
-"""Async engine and session factory for SQLite (embedded default) and MariaDB/MySQL."""
+"""Async engine and session factory for SQLite (embedded default) and MariaDB/MySQL.
+
+Every wait on the database is bounded by DATABASE_TIMEOUT (see README, "When the
+database does not answer"): the driver bounds connecting, the pool bounds checkout,
+MariaDB bounds each statement and SQLite each wait for its lock. None of those notices
+a server that hangs with its connections open, so every round trip of a session also
+runs under an asyncio deadline (`BoundedSession`).
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from functools import wraps
 from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import event
+from sqlalchemy.dialects.mysql.base import MySQLDialect
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
+    AsyncSessionTransaction,
     async_sessionmaker,
     create_async_engine,
 )
@@ -24,23 +35,58 @@ _RETRYABLE_MYSQL_ERRORS = {1213, 1205}
 _MAX_ATTEMPTS = 4
 
 
-def make_engine(database_url: str) -> AsyncEngine:
-    """Create the engine, tuned per backend (see README, "Data layer")."""
+class DatabaseTimeout(TimeoutError):
+    """The database did not answer within DATABASE_TIMEOUT; the edge answers 503."""
+
+
+def make_engine(database_url: str, *, timeout: float | None) -> AsyncEngine:
+    """Create the engine, tuned per backend (see README, "Data layer").
+
+    `timeout` (DATABASE_TIMEOUT, seconds) bounds connecting, pool checkout, each
+    statement on MariaDB/MySQL and each lock wait on SQLite. None leaves statements
+    unbounded (SQLite keeps sqlite3's default lock wait), for migrations, whose DDL may
+    rightly run long.
+    """
     url = make_url(database_url)
     if url.get_backend_name() == "sqlite":
         if url.database and url.database != ":memory:":
             Path(url.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, connect_args={"timeout": 30})
+        # sqlite3's `timeout` is its busy timeout: how long a writer queues for the lock.
+        connect_args = {} if timeout is None else {"timeout": timeout}
+        engine = create_async_engine(url, connect_args=connect_args)
         _configure_sqlite(engine)
         return engine
     # READ COMMITTED: stock changes rely on guarded UPDATEs, never on a repeatable snapshot.
-    return create_async_engine(
-        url, pool_pre_ping=True, pool_recycle=3600, isolation_level="READ COMMITTED"
-    )
+    options: dict[str, Any] = {"isolation_level": "READ COMMITTED"}
+    if timeout is not None:
+        options.update(connect_args={"connect_timeout": timeout}, pool_timeout=timeout)
+    engine = create_async_engine(url, pool_pre_ping=True, pool_recycle=3600, **options)
+    if timeout is not None:
+        _bound_mysql_statements(engine, timeout)
+    return engine
+
+
+def _bound_mysql_statements(engine: AsyncEngine, seconds: float) -> None:
+    """Have the server abort any statement running longer than `seconds`, so one whose
+    client gave up does not go on holding locks."""
+    dialect = engine.dialect
+    # Only narrows the type: every non-SQLite URL here is MariaDB/MySQL.
+    assert isinstance(dialect, MySQLDialect)  # nosec B101
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # The dialect has met the server by now (its first-connect hook runs first).
+        if dialect.is_mariadb:
+            statement = f"SET SESSION max_statement_time = {seconds:.6f}"
+        else:  # MySQL's counterpart bounds SELECTs only, in milliseconds
+            statement = f"SET SESSION max_execution_time = {round(seconds * 1000)}"
+        cursor = dbapi_connection.cursor()
+        cursor.execute(statement)
+        cursor.close()
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:
-    """WAL, a busy timeout and BEGIN IMMEDIATE.
+    """WAL and BEGIN IMMEDIATE (the busy timeout is sqlite3's `timeout`, see above).
 
     A deferred transaction that upgrades from read to write fails at once with
     "database is locked" when another writer holds the lock, whatever the timeout;
@@ -52,7 +98,6 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         dbapi_connection.isolation_level = None  # SQLAlchemy emits BEGIN itself
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA busy_timeout=30000")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
@@ -61,12 +106,106 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+@asynccontextmanager
+async def database_deadline(seconds: float) -> AsyncIterator[None]:
+    """Raise DatabaseTimeout when the block has not finished within `seconds`.
+
+    The block is cancelled where it waits. SQLAlchemy invalidates a connection whose
+    round trip was cancelled rather than return it to the pool, so the next checkout
+    gets a working one (or a fresh connection) once the database answers again.
+    """
+    deadline = asyncio.timeout(seconds)
+    try:
+        async with deadline:
+            yield
+    except TimeoutError as error:
+        if not deadline.expired():
+            raise  # someone else's timeout, passing through
+        raise DatabaseTimeout(f"no answer from the database within {seconds:g} s") from error
+
+
+def _bounded(method: Callable[..., Awaitable[T]]) -> Any:
+    """`method` of a session or transaction, under its `database_timeout`."""
+
+    @wraps(method)
+    async def bounded(self: Any, *args: Any, **kwargs: Any) -> T:
+        async with database_deadline(self.database_timeout):
+            return await method(self, *args, **kwargs)
+
+    return bounded
+
+
+class BoundedTransaction(AsyncSessionTransaction):
+    """What `BoundedSession.begin()` returns: its commit and rollback are round trips
+    too, bounded like the session's."""
+
+    __slots__ = ("database_timeout",)
+
+    def __init__(self, session: AsyncSession, *, timeout: float, nested: bool = False) -> None:
+        super().__init__(session, nested)
+        self.database_timeout = timeout
+
+    start = _bounded(AsyncSessionTransaction.start)
+    commit = _bounded(AsyncSessionTransaction.commit)
+    rollback = _bounded(AsyncSessionTransaction.rollback)
+    __aexit__ = _bounded(AsyncSessionTransaction.__aexit__)
+
+
+class BoundedSession(AsyncSession):
+    """An AsyncSession each of whose awaitable calls (pool checkout and connecting
+    included) raises DatabaseTimeout after `database_timeout` seconds.
+
+    Only the database work is bounded, not the use case around it: a Stripe call or an
+    event published after commit runs outside these calls and keeps its own timeouts.
+    (A streamed result's later reads are outside them too; nothing here streams.)
+    """
+
+    def __init__(self, *args: Any, database_timeout: float, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.database_timeout = database_timeout
+
+    def begin(self) -> AsyncSessionTransaction:
+        return BoundedTransaction(self, timeout=self.database_timeout)
+
+    def begin_nested(self) -> AsyncSessionTransaction:
+        return BoundedTransaction(self, timeout=self.database_timeout, nested=True)
+
+    execute = _bounded(AsyncSession.execute)
+    scalar = _bounded(AsyncSession.scalar)
+    scalars = _bounded(AsyncSession.scalars)
+    get = _bounded(AsyncSession.get)
+    get_one = _bounded(AsyncSession.get_one)
+    stream = _bounded(AsyncSession.stream)
+    stream_scalars = _bounded(AsyncSession.stream_scalars)
+    merge = _bounded(AsyncSession.merge)
+    merge_all = _bounded(AsyncSession.merge_all)
+    delete = _bounded(AsyncSession.delete)
+    delete_all = _bounded(AsyncSession.delete_all)
+    flush = _bounded(AsyncSession.flush)
+    refresh = _bounded(AsyncSession.refresh)
+    run_sync = _bounded(AsyncSession.run_sync)
+    connection = _bounded(AsyncSession.connection)
+    commit = _bounded(AsyncSession.commit)
+    rollback = _bounded(AsyncSession.rollback)
+    close = _bounded(AsyncSession.close)
+    reset = _bounded(AsyncSession.reset)
+    invalidate = _bounded(AsyncSession.invalidate)
+
+
 def make_sessionmaker(
-    engine: AsyncEngine, info: dict[str, Any] | None = None
+    engine: AsyncEngine, *, timeout: float, info: dict[str, Any] | None = None
 ) -> async_sessionmaker[AsyncSession]:
-    """Sessions on `engine`; `info` is copied into every session's `Session.info`."""
+    """Sessions on `engine` whose round trips give up after `timeout` seconds
+    (BoundedSession); `info` is copied into every session's `Session.info`."""
     # expire_on_commit=False: objects stay readable after commit without a lazy load.
-    return async_sessionmaker(engine, expire_on_commit=False, info=info)
+    sessionmaker: async_sessionmaker[AsyncSession] = async_sessionmaker(
+        engine,
+        class_=BoundedSession,
+        expire_on_commit=False,
+        info=info,
+        database_timeout=timeout,
+    )
+    return sessionmaker
 
 
 def is_retryable(error: OperationalError) -> bool:

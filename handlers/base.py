@@ -17,6 +17,7 @@ import structlog
 import tornado.web
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from app import errors
 from app.context import AppContext
@@ -38,8 +39,9 @@ HTML = "text/html; charset=UTF-8"
 SCRIPT = "text/javascript; charset=UTF-8"
 STYLESHEET = "text/css; charset=UTF-8"
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
-# Errors that mean the database cannot be reached: answered 503, not 500.
-_DATABASE_DOWN = (OperationalError, InterfaceError, ConnectionError, TimeoutError)
+# Errors that mean the database cannot be reached: answered 503, not 500. TimeoutError
+# covers app.db.DatabaseTimeout; the pool's own timeout is not a builtin TimeoutError.
+_DATABASE_DOWN = (OperationalError, InterfaceError, ConnectionError, TimeoutError, PoolTimeout)
 _HTTP_ERRORS: dict[int, type[errors.AppError]] = {
     400: errors.ValidationFailed,
     404: errors.NotFound,

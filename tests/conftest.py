@@ -58,7 +58,7 @@ def pytest_report_header() -> list[str]:
 
 
 async def _drop_everything(url: str) -> None:
-    engine = make_engine(url)
+    engine = make_engine(url, timeout=None)
     async with engine.begin() as connection:
 
         def drop(sync_connection: Any) -> None:

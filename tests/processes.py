@@ -27,6 +27,7 @@ from tornado.httpclient import AsyncHTTPClient, HTTPResponse
 from tornado.web import Application
 
 from tests.client import ApiClient
+from tests.conftest import TEST_SECRET_KEY
 
 ROOT = Path(__file__).resolve().parent.parent
 # `serve()` exits within 10 s of SIGTERM (DESIGN §6); a stop waits that long, then kills.
@@ -170,6 +171,11 @@ class ServerHTTP:
 
     async def fetch(self, path: str, **kwargs: Any) -> HTTPResponse:
         return await self.http.fetch(self.base_url + path, **kwargs)
+
+
+def server_settings(database_url: str, **more: str) -> dict[str, str]:
+    """The test database, and the key the test's tokens are signed with."""
+    return {"DATABASE_URL": database_url, "SECRET_KEY": TEST_SECRET_KEY, **more}
 
 
 class ShopServer(OwnedProcess):

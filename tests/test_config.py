@@ -23,6 +23,7 @@ def test_defaults_match_the_documented_embedded_setup(monkeypatch: pytest.Monkey
     settings = Settings(secret_key=GOOD_KEY)
     assert settings.debug is False
     assert settings.database_url == "sqlite+aiosqlite:///./var/shop.db"
+    assert settings.database_timeout == 5
     assert settings.redis_url is None
     assert settings.email_backend == "console"
     assert (settings.access_token_ttl, settings.refresh_token_ttl) == (900, 7 * 24 * 3600)

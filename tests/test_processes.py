@@ -27,7 +27,6 @@ from websockets.asyncio.client import ClientConnection, connect
 from app.context import AppContext
 from app.server import ShopApplication
 from tests.client import ApiClient
-from tests.conftest import TEST_SECRET_KEY
 from tests.factories import log_in
 from tests.order_factories import add_product, ordered, shopper
 from tests.processes import (
@@ -36,6 +35,7 @@ from tests.processes import (
     ShopServer,
     logs_on_failure,
     poll,
+    server_settings,
     stop_all,
 )
 from tests.stripe_stub import SECRET_KEY as STRIPE_SECRET_KEY
@@ -51,11 +51,6 @@ def http(io_loop: IOLoop) -> Iterator[AsyncHTTPClient]:
     client = AsyncHTTPClient(force_instance=True, defaults={"request_timeout": 15})
     yield client
     client.close()
-
-
-def server_settings(database_url: str, **more: str) -> dict[str, str]:
-    """The test database, and the key the test's tokens are signed with."""
-    return {"DATABASE_URL": database_url, "SECRET_KEY": TEST_SECRET_KEY, **more}
 
 
 @pytest.fixture

@@ -34,7 +34,7 @@ def _run(connection: Connection) -> None:
 
 
 async def _run_online() -> None:
-    engine = make_engine(_database_url())
+    engine = make_engine(_database_url(), timeout=None)  # DDL may rightly run long
     async with engine.connect() as connection:
         await connection.run_sync(_run)
         await connection.commit()

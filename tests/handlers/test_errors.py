@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from app.context import AppContext
+from app.db import DatabaseTimeout
 from app.server import ShopApplication, make_app
 from handlers.base import BaseHandler
 from tests.client import ApiClient
@@ -20,10 +22,30 @@ class ExplodingHandler(BaseHandler):
         raise RuntimeError("secret internals: do not show me")
 
 
+class DatabaseWaitHandler(BaseHandler):
+    """Stands for a handler whose wait on the database ran out (raises `error`)."""
+
+    def initialize(self, ctx: AppContext, error: Exception) -> None:  # type: ignore[override]
+        super().initialize(ctx)
+        self.error = error
+
+    async def get(self) -> None:
+        raise self.error
+
+
 @pytest.fixture
 def app(ctx: AppContext) -> ShopApplication:
     application = make_app(ctx)
-    application.add_handlers(r".*", [(r"/explode$", ExplodingHandler, {"ctx": ctx})])
+    no_answer = {"ctx": ctx, "error": DatabaseTimeout("no answer within 5 s")}
+    no_connection = {"ctx": ctx, "error": PoolTimeout("QueuePool limit reached")}
+    application.add_handlers(
+        r".*",
+        [
+            (r"/explode$", ExplodingHandler, {"ctx": ctx}),
+            (r"/no-answer$", DatabaseWaitHandler, no_answer),
+            (r"/no-connection$", DatabaseWaitHandler, no_connection),
+        ],
+    )
     return application
 
 
@@ -55,6 +77,16 @@ async def test_an_unreachable_database_is_503_with_retry_after(client: ApiClient
     response = await client.post(
         "auth:login", json={"email": "a@example.com", "password": "whatever-password"}
     )
+    assert response.status == 503
+    assert response.error_code == "service_unavailable"
+    assert int(response.headers["Retry-After"]) > 0
+
+
+@pytest.mark.parametrize("path", ["/no-answer", "/no-connection"])
+async def test_a_database_wait_that_runs_out_is_503_with_retry_after(
+    client: ApiClient, path: str
+) -> None:
+    response = await client.get(path)
     assert response.status == 503
     assert response.error_code == "service_unavailable"
     assert int(response.headers["Retry-After"]) > 0

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import Iterator
+
 import pytest
 from openapi_spec_validator import validate
+from tornado.ioloop import IOLoop
 
+from app.config import Settings
 from app.context import AppContext
 from tests.client import ApiClient
+from tests.conftest import build_settings
 
 SECURITY_HEADERS = (
     "Content-Security-Policy",
@@ -35,21 +42,67 @@ async def test_health_reports_ok_with_the_database_up(client: ApiClient) -> None
 
 # Nothing listens on port 1 of the loopback: every connection is refused.
 @pytest.mark.settings(database_url="mysql+aiomysql://nobody@127.0.0.1:1/none")
-async def test_health_is_503_when_the_database_is_unreachable(
+async def test_health_is_503_unavailable_when_the_database_is_unreachable(
     client: ApiClient, ctx: AppContext
 ) -> None:
     response = await client.get("ops:health")
     redis = {"redis": "ok"} if ctx.settings.redis_url else {}
     assert response.status == 503
-    assert response.json() == {"status": "degraded", "database": "unavailable", **redis}
+    assert response.headers["Retry-After"]
+    assert response.json() == {"status": "unavailable", "database": "unavailable", **redis}
 
 
-# As above: a Redis URL where nothing answers.
+# As above: a Redis URL where nothing answers. The service still takes orders, so a load
+# balancer must keep it.
 @pytest.mark.settings(redis_url="redis://127.0.0.1:1/0")
-async def test_health_is_503_when_configured_redis_does_not_answer(client: ApiClient) -> None:
+async def test_health_is_200_degraded_when_only_redis_does_not_answer(client: ApiClient) -> None:
     response = await client.get("ops:health")
-    assert response.status == 503
+    assert response.status == 200
     assert response.json() == {"status": "degraded", "database": "ok", "redis": "unavailable"}
+
+
+class SilentServer:
+    """A TCP server on loopback that accepts connections and never says a word."""
+
+    def __init__(self) -> None:
+        self.connections: list[asyncio.StreamWriter] = []
+
+    async def start(self) -> None:
+        self.server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        self.port = self.server.sockets[0].getsockname()[1]
+
+    async def _accept(self, _reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections.append(writer)
+
+    async def stop(self) -> None:
+        self.server.close()
+        for writer in self.connections:
+            writer.transport.abort()
+        await self.server.wait_closed()
+
+
+@pytest.fixture
+def silent_server(io_loop: IOLoop) -> Iterator[SilentServer]:
+    server = SilentServer()
+    io_loop.run_sync(server.start)
+    yield server
+    io_loop.run_sync(server.stop)
+
+
+class TestHealthWithARedisThatNeverAnswers:
+    @pytest.fixture
+    def settings(self, database_url: str, silent_server: SilentServer) -> Settings:
+        redis_url = f"redis://127.0.0.1:{silent_server.port}/0"
+        return build_settings(database_url, {"redis_url": redis_url, "database_timeout": 1})
+
+    async def test_health_answers_degraded_within_the_database_timeout(
+        self, client: ApiClient
+    ) -> None:
+        started = time.monotonic()
+        response = await client.get("ops:health")
+        assert time.monotonic() - started < 1.5
+        assert response.status == 200
+        assert response.json() == {"status": "degraded", "database": "ok", "redis": "unavailable"}
 
 
 async def test_every_response_carries_the_security_headers(client: ApiClient) -> None:

@@ -1,0 +1,115 @@
+"""The engine and sessions bound every wait on the database by DATABASE_TIMEOUT."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import sqlite3
+import time
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession, AsyncSessionTransaction
+from sqlalchemy.orm import Session
+from sqlalchemy.util import await_
+
+from app.context import AppContext
+from app.db import BoundedSession, BoundedTransaction, DatabaseTimeout
+from tests.client import ApiClient
+from tests.conftest import TEST_DATABASE_URL
+from tests.order_factories import add_product, place_order, shopper_with_cart, stock_of
+
+on_mariadb = pytest.mark.skipif(
+    not (TEST_DATABASE_URL or "").startswith(("mysql", "mariadb")),
+    reason="a MariaDB server setting: set TEST_DATABASE_URL to MariaDB to run it",
+)
+on_sqlite = pytest.mark.skipif(
+    TEST_DATABASE_URL is not None, reason="an SQLite setting: runs without TEST_DATABASE_URL"
+)
+# Coroutine methods that reach the database only through another one that is bounded.
+_BOUNDED_THROUGH_CLOSE = {"__aenter__", "__aexit__", "aclose", "close_all"}
+
+
+@on_mariadb
+@pytest.mark.settings(database_timeout=2.5)
+async def test_mariadb_connections_carry_the_timeout_as_max_statement_time(ctx: AppContext) -> None:
+    async with ctx.engine.connect() as connection:  # the engine alone: no asyncio deadline
+        assert await connection.scalar(text("SELECT @@max_statement_time")) == 2.5
+
+
+@on_mariadb
+@pytest.mark.settings(database_timeout=0.5)
+async def test_a_statement_running_past_the_timeout_is_aborted_by_mariadb(
+    ctx: AppContext,
+) -> None:
+    started = time.monotonic()
+    async with ctx.engine.connect() as connection:
+        with pytest.raises(OperationalError, match="max_statement_time"):
+            await connection.execute(text("SELECT SLEEP(5)"))
+    assert time.monotonic() - started < 2
+
+
+@on_sqlite
+@pytest.mark.settings(database_timeout=2.5)
+async def test_sqlite_busy_timeout_follows_the_setting(ctx: AppContext) -> None:
+    async with ctx.engine.connect() as connection:
+        assert await connection.scalar(text("PRAGMA busy_timeout")) == 2500
+
+
+@pytest.fixture
+def sqlite_writer(ctx: AppContext) -> Iterator[sqlite3.Connection]:
+    """Another connection to the test's SQLite file, in autocommit mode (no lock held)."""
+    path = make_url(ctx.settings.database_url).database or ""
+    writer = sqlite3.connect(path, isolation_level=None)
+    yield writer
+    writer.close()
+
+
+@on_sqlite
+@pytest.mark.settings(database_timeout=0.5)
+async def test_a_checkout_queued_behind_a_writer_holding_sqlite_too_long_gives_503(
+    client: ApiClient, ctx: AppContext, sqlite_writer: sqlite3.Connection
+) -> None:
+    buyer = await shopper_with_cart(client, ctx, stock=5)
+    sqlite_writer.execute("BEGIN IMMEDIATE")  # another process holding the write lock
+    started = time.monotonic()
+    response = await place_order(client, buyer.token)
+    assert time.monotonic() - started < 0.5 + 1
+    assert response.status == 503, response.body
+    assert response.error_code == "service_unavailable"
+    sqlite_writer.execute("ROLLBACK")
+
+    assert (await place_order(client, buyer.token)).status == 201
+    assert await stock_of(ctx, "brass-lamp") == 4
+
+
+def waits_forever(_session: Session) -> None:
+    """A round trip to a server that never answers (run in SQLAlchemy's greenlet)."""
+    await_(asyncio.Event().wait())
+
+
+@pytest.mark.settings(database_timeout=0.3)
+async def test_a_session_call_with_no_answer_raises_database_timeout(ctx: AppContext) -> None:
+    async with ctx.sessionmaker() as session:
+        started = time.monotonic()
+        with pytest.raises(DatabaseTimeout):
+            await session.run_sync(waits_forever)
+        assert time.monotonic() - started < 0.3 + 0.5
+    await add_product(ctx)  # the next sessions work as before
+
+
+@pytest.mark.parametrize(
+    ("bounded", "plain"),
+    [(BoundedSession, AsyncSession), (BoundedTransaction, AsyncSessionTransaction)],
+)
+def test_every_awaitable_call_of_a_session_is_bounded(bounded: type, plain: type) -> None:
+    """A coroutine method SQLAlchemy adds in a later version must be bounded too."""
+    unbounded = [
+        name
+        for name, method in inspect.getmembers(plain, inspect.iscoroutinefunction)
+        if name not in _BOUNDED_THROUGH_CLOSE and getattr(bounded, name) is method
+    ]
+    assert unbounded == []
