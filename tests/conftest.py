@@ -25,7 +25,6 @@ from app.db import make_engine
 from app.server import ShopApplication, make_app
 from models import Base
 from tests.client import ApiClient
-from tests.processes import RedisServer, require_redis_server
 from tests.smtp import SmtpServer
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
@@ -139,18 +138,6 @@ def app(ctx: AppContext) -> ShopApplication:
 @pytest.fixture
 def client(http_server_client: Any, app: ShopApplication) -> ApiClient:
     return ApiClient(http_server_client, app)
-
-
-@pytest.fixture
-def redis_server(io_loop: IOLoop, tmp_path: Any) -> Iterator[RedisServer]:
-    """A private redis-server of the test's own, which it may kill, freeze or restart."""
-    require_redis_server()
-    redis = RedisServer(tmp_path)
-    try:
-        io_loop.run_sync(redis.start_and_wait)
-        yield redis
-    finally:
-        redis.kill()
 
 
 @pytest.fixture

@@ -24,6 +24,7 @@ from urllib.parse import urlencode
 
 import pytest
 from tornado.httpclient import AsyncHTTPClient, HTTPResponse
+from tornado.ioloop import IOLoop
 from tornado.web import Application
 
 from tests.client import ApiClient
@@ -250,3 +251,16 @@ def logs_on_failure(*processes: OwnedProcess) -> Iterator[None]:
             print(f"----- {process.name}: last lines of {process.log_path} -----")
             print(process.log_tail())
         raise
+
+
+@pytest.fixture(name="redis_server")
+def redis_server_fixture(io_loop: IOLoop, tmp_path: Any) -> Iterator[RedisServer]:
+    """A private redis-server of the test's own, which it may kill, freeze or restart
+    (a module that imports this fixture gets it)."""
+    require_redis_server()
+    redis = RedisServer(tmp_path)
+    try:
+        io_loop.run_sync(redis.start_and_wait)
+        yield redis
+    finally:
+        redis.kill()

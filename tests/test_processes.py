@@ -38,6 +38,9 @@ from tests.processes import (
     server_settings,
     stop_all,
 )
+
+# Fixture "redis_server": a private Redis the test may kill, freeze or restart.
+from tests.processes import redis_server_fixture  # noqa: F401
 from tests.stripe_stub import SECRET_KEY as STRIPE_SECRET_KEY
 from tests.stripe_stub import StripeStub
 

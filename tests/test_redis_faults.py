@@ -25,6 +25,9 @@ from tests.factories import DEFAULT_PASSWORD, create_user, log_in
 from tests.order_factories import place_order, shopper_with_cart, stock_of
 from tests.processes import RedisServer, poll
 
+# Fixture "redis_server": a private Redis the test may kill, freeze or restart.
+from tests.processes import redis_server_fixture  # noqa: F401
+
 # What "a short bounded time" means for one request while Redis hangs.
 REQUEST_BOUND_SECONDS = 3.0
 RECOVERY_SECONDS = 10.0
