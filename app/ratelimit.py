@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Awaitable, Callable
 
 from limits import RateLimitItem, parse
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
@@ -13,6 +14,9 @@ from redis.asyncio import Redis
 
 from app.errors import RateLimited
 from app.redis_health import RedisHealth
+
+# How a limit is applied in one storage: count a request, or only look.
+_Use = Callable[[MovingWindowRateLimiter, RateLimitItem, str, str], Awaitable[int | None]]
 
 
 def make_storage(redis: Redis | None) -> Storage:
@@ -47,21 +51,28 @@ class RateLimiter:
 
     async def hit(self, rate: str, scope: str, identity: str) -> None:
         """Count one request of `identity` in `scope`; raise RateLimited over `rate`."""
-        limit = parse(rate)
-        retry_after = await self._count(limit, scope, identity)
-        if retry_after is not None:
-            raise RateLimited(retry_after=retry_after)
+        await self._apply(_count_in, rate, scope, identity)
 
-    async def _count(self, limit: RateLimitItem, scope: str, identity: str) -> int | None:
+    async def check(self, rate: str, scope: str, identity: str) -> None:
+        """Raise RateLimited when `identity` has used up `rate` in `scope`, counting
+        nothing (for limits on failures only: check first, `hit` on failure)."""
+        await self._apply(_check_in, rate, scope, identity)
+
+    async def _apply(self, use: _Use, rate: str, scope: str, identity: str) -> None:
+        limit = parse(rate)
+        retry_after: int | None = None
         if self._health.should_try("limits"):
             try:
-                retry_after = await _count_in(self._shared, limit, scope, identity)
+                retry_after = await use(self._shared, limit, scope, identity)
             except StorageError as error:
                 self._health.failed("limits", error.storage_error)
+                retry_after = await use(self._in_process, limit, scope, identity)
             else:
                 self._health.answered("limits")
-                return retry_after
-        return await _count_in(self._in_process, limit, scope, identity)
+        else:
+            retry_after = await use(self._in_process, limit, scope, identity)
+        if retry_after is not None:
+            raise RateLimited(retry_after=retry_after)
 
 
 async def _count_in(
@@ -70,5 +81,20 @@ async def _count_in(
     """Seconds until `identity` may try again when over `limit`, else None (counted)."""
     if await limiter.hit(limit, scope, identity):
         return None
+    return await _retry_after(limiter, limit, scope, identity)
+
+
+async def _check_in(
+    limiter: MovingWindowRateLimiter, limit: RateLimitItem, scope: str, identity: str
+) -> int | None:
+    """Seconds until `identity` may try again when at `limit`, else None (not counted)."""
+    if await limiter.test(limit, scope, identity):
+        return None
+    return await _retry_after(limiter, limit, scope, identity)
+
+
+async def _retry_after(
+    limiter: MovingWindowRateLimiter, limit: RateLimitItem, scope: str, identity: str
+) -> int:
     stats = await limiter.get_window_stats(limit, scope, identity)
-    return math.ceil(stats.reset_time - time.time())
+    return max(1, math.ceil(stats.reset_time - time.time()))

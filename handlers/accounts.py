@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from app import errors
 from app.messages import RESEND_ACCEPTED
 from app.schemas.accounts import (
     EmailIn,
@@ -55,12 +56,23 @@ class ResendVerificationHandler(BaseHandler):
 class LoginHandler(BaseHandler):
     @endpoint("Log in", body=LoginIn, response=TokenPairOut, errors=(400, 401, 403, 429))
     async def post(self) -> None:
-        await self.ctx.limiter.hit(self.ctx.settings.login_rate_limit, "login", self.client_ip)
         data = self.parse_body(LoginIn)
-        async with self.ctx.sessionmaker() as session:
-            tokens = await accounts.login(
-                session, email=data.email, password=data.password, settings=self.ctx.settings
-            )
+        # Brute-force protection: failed attempts count, per client IP and per account;
+        # past LOGIN_RATE_LIMIT of either, attempts are refused before any password check.
+        account = accounts.normalize_email(data.email)
+        limits = [("login-ip", self.client_ip), ("login-account", account)]
+        rate = self.ctx.settings.login_rate_limit
+        for scope, identity in limits:
+            await self.ctx.limiter.check(rate, scope, identity)
+        try:
+            async with self.ctx.sessionmaker() as session:
+                tokens = await accounts.login(
+                    session, email=data.email, password=data.password, settings=self.ctx.settings
+                )
+        except errors.InvalidCredentials:
+            for scope, identity in limits:
+                await self.ctx.limiter.hit(rate, scope, identity)
+            raise
         self.write_json(TokenPairOut.model_validate(tokens))
 
 

@@ -62,8 +62,8 @@ async def until_served_from_cache(ctx: AppContext, fetch: Fetch) -> list[Respons
     return answers
 
 
-def login(client: ApiClient, email: str) -> Awaitable[Response]:
-    return client.post("auth:login", json={"email": email, "password": DEFAULT_PASSWORD})
+def login(client: ApiClient, email: str, password: str = DEFAULT_PASSWORD) -> Awaitable[Response]:
+    return client.post("auth:login", json={"email": email, "password": password})
 
 
 def failures(ctx: AppContext, use: str) -> float:
@@ -99,9 +99,10 @@ async def test_with_redis_down_login_works_and_its_limit_counts_in_process(
 ) -> None:
     await create_user(ctx, "ada@example.com")
     redis_server.kill()
-    statuses = [(await login(client, "ada@example.com")).status for _ in range(5)]
-    assert statuses == [200] * 5
-    over = await login(client, "ada@example.com")  # LOGIN_RATE_LIMIT is 5/minute
+    assert (await login(client, "ada@example.com")).status == 200
+    wrong = [(await login(client, "ada@example.com", "not-her-password")).status for _ in range(5)]
+    assert wrong == [401] * 5
+    over = await login(client, "ada@example.com")  # 5 failures: LOGIN_RATE_LIMIT is 5/minute
     assert over.status == 429, over.body
     assert over.error_code == "rate_limited"
     assert int(over.headers["Retry-After"]) > 0
@@ -130,9 +131,9 @@ async def test_when_redis_returns_caching_resumes_and_limits_are_shared_again(
     await redis_server.start_and_wait()
 
     await until_served_from_cache(ctx, lambda: client.get("catalog:products"))
-    assert (await login(client, "ada@example.com")).status == 200
+    assert (await login(client, "ada@example.com", "not-her-password")).status == 401
     assert ctx.redis is not None
-    assert await ctx.redis.keys("shop-limits*"), "the login was counted in Redis"
+    assert await ctx.redis.keys("shop-limits*"), "the failed login was counted in Redis"
 
 
 async def test_an_entry_cached_before_an_outage_is_not_served_after_a_write_during_it(

@@ -199,6 +199,32 @@ async def test_login_before_verifying_is_refused(client: ApiClient) -> None:
 
 
 @pytest.mark.settings(login_rate_limit="3/minute")
+async def test_successful_logins_do_not_count_against_the_limit(
+    client: ApiClient, ctx: AppContext
+) -> None:
+    await log_in(client, ctx, EMAIL)
+    for _ in range(6):
+        attempt = {"email": EMAIL, "password": DEFAULT_PASSWORD}
+        assert (await client.post("auth:login", json=attempt)).status == 200
+
+
+@pytest.mark.settings(login_rate_limit="3/minute")
+async def test_failed_logins_are_limited_per_account_and_per_address(
+    client: ApiClient, ctx: AppContext
+) -> None:
+    await log_in(client, ctx, EMAIL)
+    wrong = {"email": EMAIL, "password": "wrong-password-here"}
+    for _ in range(3):
+        assert (await client.post("auth:login", json=wrong)).status == 401
+    # Past the limit even the right password is refused, before any password check.
+    right = {"email": EMAIL.upper(), "password": DEFAULT_PASSWORD}
+    assert (await client.post("auth:login", json=right)).status == 429
+    # The address is spent too: guessing another account from it is refused as well.
+    other = {"email": "other@example.com", "password": "wrong-password-here"}
+    assert (await client.post("auth:login", json=other)).status == 429
+
+
+@pytest.mark.settings(login_rate_limit="3/minute")
 async def test_login_is_rate_limited_per_client_ip(client: ApiClient) -> None:
     attempt = {"email": EMAIL, "password": "wrong-password-here"}
     for _ in range(3):
