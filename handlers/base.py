@@ -21,6 +21,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from app import errors
 from app.context import AppContext
 from app.i18n import translate
+from app.json_input import decode_json
 from app.messages import BODY_NOT_OBJECT, FIELD_MESSAGES, GENERIC_FIELD_MESSAGE, FieldMessage
 from app.schemas.common import PageParams, Pagination
 from app.services import accounts
@@ -162,11 +163,9 @@ class BaseHandler(tornado.web.RequestHandler):
     # --- input ----------------------------------------------------------------------
 
     def parse_body(self, model: type[M]) -> M:
-        """Validate the JSON body against `model`; InvalidJSON or ValidationFailed."""
-        try:
-            data = json.loads(self.request.body or b"null")
-        except (UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise errors.InvalidJSON() from error
+        """Validate the JSON body against `model`; InvalidJSON (not JSON, or beyond the
+        bounds of app/json_input.py) or ValidationFailed."""
+        data = decode_json(self.request.body or b"null")
         if not isinstance(data, dict):
             raise errors.ValidationFailed(BODY_NOT_OBJECT)
         return self._validate(model, data)
