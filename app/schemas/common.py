@@ -23,6 +23,7 @@ T = TypeVar("T")
 # The largest single amount accepted: prices and discount amounts live in INTEGER
 # columns, 32-bit on MariaDB (order totals, which add them up, are 64-bit).
 MAX_CENTS = 2**31 - 1
+_MAX_AMOUNT = Decimal(MAX_CENTS) / 100
 
 
 def cents_to_str(cents: int) -> str:
@@ -42,14 +43,17 @@ def parse_money(value: Any) -> int:
         amount = Decimal(str(value).strip())
     except InvalidOperation as error:
         raise invalid from error
-    if not amount.is_finite() or amount < 0 or amount != amount.quantize(Decimal("0.01")):
+    if not amount.is_finite() or amount < 0:
         raise invalid
-    cents = int(amount * 100)
-    if cents > MAX_CENTS:
+    # Bounded before it is quantized: "1e30" has more digits than the decimal context
+    # holds, and quantizing it raises InvalidOperation.
+    if amount > _MAX_AMOUNT:
         raise PydanticCustomError(
             "less_than_equal", "amount too large", {"le": cents_to_str(MAX_CENTS)}
         )
-    return cents
+    if amount != amount.quantize(Decimal("0.01")):
+        raise invalid
+    return int(amount * 100)
 
 
 def validate_email_address(value: str) -> str:
