@@ -22,7 +22,13 @@ from app import errors
 from app.context import AppContext
 from app.i18n import translate
 from app.json_input import decode_json
-from app.messages import BODY_NOT_OBJECT, FIELD_MESSAGES, GENERIC_FIELD_MESSAGE, FieldMessage
+from app.messages import (
+    BODY_NOT_OBJECT,
+    FIELD_MESSAGES,
+    GENERIC_FIELD_MESSAGE,
+    NUL_CHARACTER,
+    FieldMessage,
+)
 from app.schemas.common import PageParams, Pagination
 from app.services import accounts
 from models.accounts import User
@@ -172,8 +178,19 @@ class BaseHandler(tornado.web.RequestHandler):
 
     def parse_query(self, model: type[M]) -> M:
         """Validate the query string (first value of each argument) against `model`."""
-        data = {name: self.get_query_argument(name) for name in self.request.query_arguments}
-        return self._validate(model, data)
+        return self._validate(model, self.query_arguments())
+
+    def query_arguments(self) -> dict[str, str]:
+        """The first value of each query argument. ValidationFailed naming each argument
+        that holds a NUL byte: Tornado would turn it into a space, and a blank filter
+        counts as not given, so `?q=%00` would silently list everything."""
+        arguments = self.request.query_arguments
+        with_nul = [name for name, values in arguments.items() if any(b"\0" in v for v in values)]
+        if with_nul:
+            raise errors.ValidationFailed(
+                fields={name: [FieldMessage(NUL_CHARACTER)] for name in with_nul}
+            )
+        return {name: self.get_query_argument(name) for name in arguments}
 
     @staticmethod
     def _validate(model: type[M], data: dict[str, Any]) -> M:
@@ -184,9 +201,7 @@ class BaseHandler(tornado.web.RequestHandler):
 
     def pagination(self) -> Pagination:
         """`?page=&page_size=` validated (400 when invalid), size clamped to MAX_PAGE_SIZE."""
-        names = ("page", "page_size")
-        query = {n: self.get_query_argument(n) for n in names if n in self.request.query_arguments}
-        params = self._validate(PageParams, query)
+        params = self._validate(PageParams, self.query_arguments())
         size = params.page_size or self.ctx.settings.page_size
         return Pagination(page=params.page, page_size=min(size, self.ctx.settings.max_page_size))
 
@@ -219,7 +234,7 @@ class BaseHandler(tornado.web.RequestHandler):
         )
 
     def _page_url(self, page: int) -> str:
-        query = {k: self.get_query_argument(k) for k in self.request.query_arguments}
+        query = self.query_arguments()
         query["page"] = str(min(page, 10**9))
         return (
             f"{self.request.protocol}://{self.request.host}{self.request.path}?{urlencode(query)}"

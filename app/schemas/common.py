@@ -16,6 +16,7 @@ from pydantic import (
     Field,
     PlainSerializer,
     WithJsonSchema,
+    field_validator,
 )
 from pydantic_core import PydanticCustomError
 
@@ -110,9 +111,19 @@ class ORMModel(BaseModel):
 
 
 class RequestModel(BaseModel):
-    """Request bodies reject unknown fields, so a typo is an error, not a silent no-op."""
+    """Request bodies reject unknown fields, so a typo is an error, not a silent no-op,
+    and strings holding a NUL byte (`nul_character`), which databases and C libraries
+    treat as the end of the string."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _reject_nul(cls, value: Any) -> Any:
+        # Each field's own value: nested request models check their own fields.
+        if isinstance(value, str) and "\0" in value:
+            raise PydanticCustomError("nul_character", "null character")
+        return value
 
 
 class PageParams(BaseModel):
