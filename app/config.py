@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     verification_token_ttl: int = Field(default=48 * 3600, gt=0)
     login_rate_limit: str = "5/minute"
     review_rate_limit: str = "10/hour"
+    # Verification mails asked for again: per email address, and per client IP.
+    resend_verification_rate_limit: str = "3/hour"
+    resend_verification_ip_rate_limit: str = "10/hour"
 
     page_size: int = Field(default=20, ge=1)
     max_page_size: int = Field(default=100, ge=1)
@@ -64,7 +67,12 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8888, ge=0, le=65535)
 
-    @field_validator("login_rate_limit", "review_rate_limit")
+    @field_validator(
+        "login_rate_limit",
+        "review_rate_limit",
+        "resend_verification_rate_limit",
+        "resend_verification_ip_rate_limit",
+    )
     @classmethod
     def _parse_rate(cls, value: str) -> str:
         from limits import parse

@@ -10,6 +10,9 @@ from typing import Any
 
 from app.errors import N_
 
+# Raised for a query argument here, and for a body string by app.schemas.common.RequestModel.
+NUL_CHARACTER = N_("Null characters are not allowed.")
+
 FIELD_MESSAGES: dict[str, str] = {
     "missing": N_("This field is required."),
     "extra_forbidden": N_("This field is not allowed."),
@@ -43,6 +46,7 @@ FIELD_MESSAGES: dict[str, str] = {
     "money_invalid": N_("Enter a non-negative amount with at most two decimal places, e.g. 19.99."),
     "email_invalid": N_("Enter a valid email address."),
     "timezone_required": N_("Include a time zone, e.g. 2026-01-31T12:00:00Z."),
+    "nul_character": NUL_CHARACTER,
     # Raised by app.schemas.catalog.reject_null for PATCH fields that cannot be cleared.
     "not_nullable": N_("This field cannot be null."),
     # Raised by the shipping address schema (app/schemas/orders.py).

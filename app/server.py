@@ -16,25 +16,32 @@ from app.events import GOING_AWAY
 from app.i18n import load_translations
 from app.openapi import build_spec
 from handlers import api_routes, make_url_specs
-from handlers.base import NotFoundHandler
+from handlers.routing import NotFoundHandler, route
 from tasks import start_periodic_tasks
 
 log = structlog.get_logger("shop.http")
 TITLE = "Shop API"
 VERSION = "1.0.0"
-# Bodies up to this multiple of MAX_BODY_SIZE are read and answered 413 in the
-# error format; beyond it Tornado drops the connection without reading further.
-BODY_READ_FACTOR = 4
 # Time given to requests in flight and closing websockets at SIGTERM (exit within 10 s).
 SHUTDOWN_SECONDS = 8
 
 
 class ShopApplication(tornado.web.Application):
+    def __init__(self, ctx: AppContext, handlers: list[Any], **settings: Any) -> None:
+        super().__init__(
+            handlers,
+            default_handler_class=NotFoundHandler,
+            default_handler_args={"ctx": ctx},
+            **settings,
+        )
+        self.ctx = ctx
+
     def find_handler(self, request: HTTPServerRequest, **kwargs: Any) -> Any:
+        """The route's handler, or the refusal of its method or body (handlers/routing.py)."""
         # Trailing slashes are optional on every path: route on the path without one.
         if len(request.path) > 1 and request.path.endswith("/"):
             request.path = request.path.rstrip("/") or "/"
-        return super().find_handler(request, **kwargs)
+        return route(self, self.ctx, request, super().find_handler(request, **kwargs))
 
 
 def make_app(ctx: AppContext) -> ShopApplication:
@@ -45,9 +52,8 @@ def make_app(ctx: AppContext) -> ShopApplication:
         "ops:asyncapi": build_asyncapi(routes, title=TITLE, version=VERSION),
     }
     return ShopApplication(
+        ctx,
         make_url_specs(ctx, documents),
-        default_handler_class=NotFoundHandler,
-        default_handler_args={"ctx": ctx},
         shop_debug=ctx.settings.debug,
         log_function=lambda handler: _log_request(ctx, handler),
         websocket_ping_interval=ctx.settings.ws_ping_interval,
@@ -81,7 +87,6 @@ async def serve(ctx: AppContext) -> None:
         settings.port,
         address=settings.host,
         xheaders=settings.trust_proxy_headers,
-        max_body_size=settings.max_body_size * BODY_READ_FACTOR,
     )
     periodic = start_periodic_tasks(ctx)
     stop = asyncio.Event()

@@ -43,9 +43,15 @@ class VerifyEmailHandler(BaseHandler):
 
 
 class ResendVerificationHandler(BaseHandler):
-    @endpoint("Send the verification mail again", body=EmailIn, status=202, errors=(400,))
+    @endpoint("Send the verification mail again", body=EmailIn, status=202, errors=(400, 429))
     async def post(self) -> None:
+        settings = self.ctx.settings
+        limiter = self.ctx.limiter
+        await limiter.hit(settings.resend_verification_ip_rate_limit, "resend-ip", self.client_ip)
         data = self.parse_body(EmailIn)
+        # Unknown addresses count too: the limit must not tell which accounts exist.
+        address = accounts.normalize_email(data.email)
+        await limiter.hit(settings.resend_verification_rate_limit, "resend-address", address)
         async with self.ctx.sessionmaker() as session:
             await accounts.resend_verification(
                 session, email=data.email, settings=self.ctx.settings

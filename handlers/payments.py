@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
+from app.schemas.orders import StripeEventIn
 from app.services import payments
 from handlers.base import BaseHandler, endpoint
 
 
 class StripeWebhookHandler(BaseHandler):
-    @endpoint("Stripe webhook (signed with STRIPE_WEBHOOK_SECRET)", status=200, errors=(400, 503))
+    @endpoint(
+        "Stripe webhook (signed with STRIPE_WEBHOOK_SECRET)",
+        body=StripeEventIn,
+        status=200,
+        errors=(400, 503),
+    )
     async def post(self) -> None:
+        payments.verify_webhook_signature(
+            payload=self.request.body,
+            signature=self.request.headers.get("Stripe-Signature"),
+            settings=self.ctx.settings,
+        )
+        event = self.parse_body(StripeEventIn)  # only once the signature holds
         async with self.ctx.sessionmaker() as session:
-            await payments.handle_stripe_webhook(
-                session,
-                payload=self.request.body,
-                signature=self.request.headers.get("Stripe-Signature"),
-                settings=self.ctx.settings,
-                gateway=self.ctx.stripe,
-            )
+            await payments.apply_webhook_event(session, event=event, gateway=self.ctx.stripe)
         self.write_json({"received": True})
 
 

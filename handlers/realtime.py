@@ -110,6 +110,12 @@ class EventSocketHandler(tornado.websocket.WebSocketHandler):
             log.exception("websocket_start_failed", channel=self.channel)
             self.close(INTERNAL_ERROR, "internal error")
 
+    async def head(self, *args: Any, **kwargs: Any) -> None:
+        """Answered as a GET that asks for no handshake (400), without the body: a
+        handshake is a GET (RFC 6455), so HEAD never opens a socket."""
+        self.request.headers.pop("Upgrade", None)
+        await self.get(*args, **kwargs)
+
     async def start(self) -> None:
         """Validate the parameters, `listen()`, send the first messages and `release()`."""
         raise NotImplementedError

@@ -16,6 +16,7 @@ from pydantic import (
     Field,
     PlainSerializer,
     WithJsonSchema,
+    field_validator,
 )
 from pydantic_core import PydanticCustomError
 
@@ -23,6 +24,7 @@ T = TypeVar("T")
 # The largest single amount accepted: prices and discount amounts live in INTEGER
 # columns, 32-bit on MariaDB (order totals, which add them up, are 64-bit).
 MAX_CENTS = 2**31 - 1
+_MAX_AMOUNT = Decimal(MAX_CENTS) / 100
 
 
 def cents_to_str(cents: int) -> str:
@@ -42,14 +44,17 @@ def parse_money(value: Any) -> int:
         amount = Decimal(str(value).strip())
     except InvalidOperation as error:
         raise invalid from error
-    if not amount.is_finite() or amount < 0 or amount != amount.quantize(Decimal("0.01")):
+    if not amount.is_finite() or amount < 0:
         raise invalid
-    cents = int(amount * 100)
-    if cents > MAX_CENTS:
+    # Bounded before it is quantized: "1e30" has more digits than the decimal context
+    # holds, and quantizing it raises InvalidOperation.
+    if amount > _MAX_AMOUNT:
         raise PydanticCustomError(
             "less_than_equal", "amount too large", {"le": cents_to_str(MAX_CENTS)}
         )
-    return cents
+    if amount != amount.quantize(Decimal("0.01")):
+        raise invalid
+    return int(amount * 100)
 
 
 def validate_email_address(value: str) -> str:
@@ -106,9 +111,19 @@ class ORMModel(BaseModel):
 
 
 class RequestModel(BaseModel):
-    """Request bodies reject unknown fields, so a typo is an error, not a silent no-op."""
+    """Request bodies reject unknown fields, so a typo is an error, not a silent no-op,
+    and strings holding a NUL byte (`nul_character`), which databases and C libraries
+    treat as the end of the string."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _reject_nul(cls, value: Any) -> Any:
+        # Each field's own value: nested request models check their own fields.
+        if isinstance(value, str) and "\0" in value:
+            raise PydanticCustomError("nul_character", "null character")
+        return value
 
 
 class PageParams(BaseModel):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Literal, cast
 
 import babel
-from pydantic import AfterValidator, BaseModel, BeforeValidator, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic_core import PydanticCustomError
 
 from app.schemas.common import AwareDatetime, MoneyOut, PageParams, RequestModel, UtcDatetime
@@ -167,3 +167,32 @@ class OrderTimelineOut(BaseModel):
     fields can be added without breaking clients)."""
 
     results: list[OrderEventOut]
+
+
+class StripeObjectIn(RequestModel):
+    """The part of a webhook event's `data.object` (a PaymentIntent or a Charge) that the
+    service reads; Stripe sends much more, which is ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    id: str | None = Field(default=None, max_length=255)
+    metadata: dict[str, str] = Field(default_factory=dict)
+    # A Charge's PaymentIntent (the column that matches it holds 255 characters).
+    payment_intent: str | None = Field(default=None, max_length=255)
+    refunded: bool = False
+
+
+class StripeEventDataIn(RequestModel):
+    model_config = ConfigDict(extra="ignore")
+
+    object: StripeObjectIn
+
+
+class StripeEventIn(RequestModel):
+    """A webhook event as Stripe sends it, checked to fit the columns it is stored in."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    id: str = Field(min_length=1, max_length=255)
+    type: str = Field(min_length=1, max_length=100)
+    data: StripeEventDataIn

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 import stripe
 import structlog
@@ -23,6 +22,7 @@ from app.config import Settings
 from app.after_commit import after_commit
 from app.db import retry_on_deadlock
 from app.messages import ORDER_NOT_PAYABLE, STRIPE_SIGNATURE_INVALID
+from app.schemas.orders import StripeEventIn, StripeObjectIn
 from app.services import order_status
 from app.services.orders import request_refund
 from models.accounts import User
@@ -140,37 +140,44 @@ async def start_payment(
     return payment
 
 
-async def handle_stripe_webhook(
-    session: AsyncSession,
-    *,
-    payload: bytes,
-    signature: str | None,
-    settings: Settings,
-    gateway: StripeGateway | None,
-    now: datetime | None = None,
-) -> None:
-    """Verify a webhook delivery and apply it once.
+def verify_webhook_signature(*, payload: bytes, signature: str | None, settings: Settings) -> None:
+    """Check a webhook delivery's Stripe-Signature before anything is read from its body.
 
     Raises PaymentsUnavailable without STRIPE_WEBHOOK_SECRET and ValidationFailed for
-    a missing or bad signature (checked before the body is parsed). Unhandled event
-    types, replays and events that no longer apply are logged and accepted.
+    a missing, bad or stale signature.
     """
     if settings.stripe_webhook_secret is None:
         raise errors.PaymentsUnavailable()
     try:
-        event = stripe.Webhook.construct_event(
-            payload, signature, settings.stripe_webhook_secret.get_secret_value()
+        stripe.WebhookSignature.verify_header(
+            payload,
+            signature,
+            settings.stripe_webhook_secret.get_secret_value(),
+            tolerance=stripe.Webhook.DEFAULT_TOLERANCE,
         )
-    except (stripe.SignatureVerificationError, ValueError) as error:
+    except (stripe.SignatureVerificationError, UnicodeDecodeError) as error:
         raise errors.ValidationFailed(STRIPE_SIGNATURE_INVALID) from error
-    body: dict[str, Any] = event.to_dict()
-    event_id, event_type = str(body.get("id")), str(body.get("type"))
+
+
+async def apply_webhook_event(
+    session: AsyncSession,
+    *,
+    event: StripeEventIn,
+    gateway: StripeGateway | None,
+    now: datetime | None = None,
+) -> None:
+    """Apply a verified webhook event once (see `verify_webhook_signature`).
+
+    Unhandled event types, replays and events that no longer apply are logged and
+    accepted.
+    """
+    event_id, event_type = event.id, event.type
     target = EVENT_STATUSES.get(event_type)
     if target is None:
         log.warning("stripe_event_unhandled", event_type=event_type, event_id=event_id)
         return
-    payment: dict[str, Any] = body.get("data", {}).get("object", {})
-    if event_type == "charge.refunded" and not payment.get("refunded", False):
+    payment = event.data.object
+    if event_type == "charge.refunded" and not payment.refunded:
         log.info("stripe_partial_refund_ignored", event_id=event_id)
         return
     now = now or utcnow()
@@ -213,17 +220,19 @@ async def handle_stripe_webhook(
     if too_late and target == order_status.PAID:
         # The money arrived for an order that can no longer be fulfilled (expired or
         # cancelled, or failed and its stock sold since): the payment goes back.
-        await request_refund(gateway, payment_intent_id=payment.get("id"), event_id=event_id)
+        await request_refund(gateway, payment_intent_id=payment.id, event_id=event_id)
 
 
-async def _order_id(session: AsyncSession, payment: dict[str, Any]) -> int:
+async def _order_id(session: AsyncSession, payment: StripeObjectIn) -> int:
     """From `metadata.order_id`; a charge without it is matched by its PaymentIntent.
     0 (no such order) when neither leads anywhere."""
-    order_id = str((payment.get("metadata") or {}).get("order_id", ""))
-    if order_id.isdigit() and len(order_id) <= 18:
+    order_id = payment.metadata.get("order_id", "")
+    # At most 18 digits, like every id the API takes: longer ones name no order.
+    if order_id.isascii() and order_id.isdigit() and len(order_id) <= 18:
         return int(order_id)
-    intent = payment.get("payment_intent")
-    if not isinstance(intent, str):
+    if payment.payment_intent is None:
         return 0
-    found = await session.scalar(select(Order.id).where(Order.payment_intent_id == intent))
+    found = await session.scalar(
+        select(Order.id).where(Order.payment_intent_id == payment.payment_intent)
+    )
     return found or 0
