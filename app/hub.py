@@ -166,4 +166,9 @@ class RedisHub(InProcessHub):
 
 def make_hub(redis: Redis | None, redis_health: RedisHealth) -> Hub:
     """The Redis hub when REDIS_URL is set, else the in-process one."""
-    return InProcessHub() if redis is None else RedisHub(redis, redis_health)
+    if redis is None:
+        return InProcessHub()
+    # Pub/sub channels are shared by every database of a Redis server: the channel names
+    # carry REDIS_URL's database, so shops on other databases of it are not heard.
+    database = redis.connection_pool.connection_kwargs.get("db", 0)
+    return RedisHub(redis, redis_health, prefix=f"shop:{database}:events:")
