@@ -38,6 +38,8 @@ class Settings(BaseSettings):
     stripe_secret_key: SecretStr | None = None
     stripe_webhook_secret: SecretStr | None = None
     stripe_api_base: str | None = None
+    # Unset: "stripe" with STRIPE_SECRET_KEY; else "fake" under DEBUG; else no payments.
+    payments_backend: Literal["stripe", "fake"] | None = None
 
     access_token_ttl: int = Field(default=900, gt=0)
     refresh_token_ttl: int = Field(default=7 * 24 * 3600, gt=0)
@@ -79,6 +81,16 @@ class Settings(BaseSettings):
 
         parse(value)  # raises ValueError with the reason on a malformed limit
         return value
+
+    @model_validator(mode="after")
+    def _choose_payments_backend(self) -> Settings:
+        backend = self.payments_backend
+        if backend is None:
+            backend = "stripe" if self.stripe_secret_key else ("fake" if self.debug else None)
+            object.__setattr__(self, "payments_backend", backend)
+        if backend == "fake" and not self.debug:
+            raise ValueError("PAYMENTS_BACKEND=fake is only allowed with DEBUG on")
+        return self
 
     @model_validator(mode="after")
     def _require_real_secret(self) -> Settings:

@@ -17,7 +17,7 @@ from app.mail import MailBackend, make_mail_backend
 from app.metrics import Metrics
 from app.ratelimit import RateLimiter, make_storage
 from app.redis_health import RedisHealth, fail_fast_options
-from app.services.payments import StripeGateway, make_stripe_gateway
+from app.services.payments import PaymentGateway, make_payment_gateway
 from app.sockets import OpenSockets
 
 
@@ -33,7 +33,7 @@ class AppContext:
     metrics: Metrics
     mailer: MailBackend
     redis: Redis | None
-    stripe: StripeGateway | None = None  # None when STRIPE_SECRET_KEY is unset
+    payments: PaymentGateway | None = None  # None when no PAYMENTS_BACKEND is configured
     sockets: OpenSockets = field(default_factory=OpenSockets)
     requests_in_flight: int = 0  # counted by BaseHandler, awaited at shutdown
 
@@ -47,8 +47,8 @@ class AppContext:
         if self.redis is not None:
             await self.redis.aclose()
         await self.engine.dispose()
-        if self.stripe is not None:
-            await self.stripe.close()
+        if self.payments is not None:
+            await self.payments.close()
 
 
 def create_context(settings: Settings) -> AppContext:
@@ -73,7 +73,7 @@ def create_context(settings: Settings) -> AppContext:
         metrics=metrics,
         mailer=make_mail_backend(settings),
         redis=redis,
-        stripe=make_stripe_gateway(settings),
+        payments=make_payment_gateway(settings),
     )
 
 

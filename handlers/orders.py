@@ -11,6 +11,7 @@ from app.schemas.orders import (
     OrderOut,
     OrderQuery,
     OrderStatusUpdate,
+    PayIn,
     OrderTimelineOut,
     PaymentOut,
 )
@@ -100,26 +101,34 @@ class OrderCancelHandler(BaseHandler):
                 session,
                 order_id=int(order_id),
                 user=self.require_user(),
-                refunds=self.ctx.stripe,
+                refunds=self.ctx.payments,
             )
         self.write_json(OrderOut.of(order))
 
 
 class OrderPayHandler(BaseHandler):
     @endpoint(
-        "Start paying an order (a Stripe PaymentIntent)",
+        "Start paying an order (a Stripe PaymentIntent; the fake backend pays at once)",
+        body=PayIn,
         response=PaymentOut,
         auth="user",
-        errors=(404, 409, 503),
+        errors=(400, 404, 409, 503),
     )
     async def post(self, order_id: str) -> None:
+        pay = self.parse_body(PayIn) if self.request.body else PayIn()
         async with self.ctx.sessionmaker() as session:
             payment = await payments.start_payment(
-                session, order_id=int(order_id), user=self.require_user(), gateway=self.ctx.stripe
+                session,
+                order_id=int(order_id),
+                user=self.require_user(),
+                gateway=self.ctx.payments,
+                fake_outcome=pay.outcome,
             )
         self.write_json(
             PaymentOut(
-                client_secret=payment.client_secret, payment_intent_id=payment.payment_intent_id
+                provider=payment.provider,
+                client_secret=payment.client_secret,
+                payment_intent_id=payment.payment_intent_id,
             )
         )
 

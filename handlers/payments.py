@@ -22,7 +22,7 @@ class StripeWebhookHandler(BaseHandler):
         )
         event = self.parse_body(StripeEventIn)  # only once the signature holds
         async with self.ctx.sessionmaker() as session:
-            await payments.apply_webhook_event(session, event=event, gateway=self.ctx.stripe)
+            await payments.apply_webhook_event(session, event=event, gateway=self.ctx.payments)
         self.write_json({"received": True})
 
 

@@ -81,3 +81,25 @@ def test_the_service_refuses_to_start_without_a_secret_key_with_a_one_line_reaso
     )
     assert result.returncode == 2
     assert result.stderr.strip() == "configuration error: SECRET_KEY is required when DEBUG is off"
+
+
+def test_the_payments_backend_follows_the_stripe_key_and_debug() -> None:
+    assert Settings(secret_key=GOOD_KEY, stripe_secret_key="sk_test_x").payments_backend == "stripe"
+    assert Settings(debug=True).payments_backend == "fake"
+    assert Settings(secret_key=GOOD_KEY).payments_backend is None
+
+
+def test_the_fake_payments_backend_is_refused_without_debug() -> None:
+    with pytest.raises(ValidationError, match="PAYMENTS_BACKEND=fake is only allowed with DEBUG"):
+        Settings(secret_key=GOOD_KEY, payments_backend="fake")
+    env = {**os.environ, "SECRET_KEY": GOOD_KEY, "DEBUG": "false", "PAYMENTS_BACKEND": "fake"}
+    result = subprocess.run(  # nosec B603 - fixed arguments
+        [sys.executable, "-m", "app", "serve"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "PAYMENTS_BACKEND=fake is only allowed with DEBUG" in result.stderr

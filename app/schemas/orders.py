@@ -157,7 +157,16 @@ class OrderEventOut(BaseModel):
         return cls(id=event.id, status=cast(OrderStatus, event.status), at=event.created_at)
 
 
+class PayIn(RequestModel):
+    """Optional. Only the `fake` payments backend (DEBUG) reads it."""
+
+    outcome: Literal["succeeded", "failed"] = Field(
+        default="succeeded", description="What the fake payment does."
+    )
+
+
 class PaymentOut(BaseModel):
+    provider: Literal["stripe", "fake"]
     client_secret: str
     payment_intent_id: str
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+import uuid
+
 import stripe
 import structlog
 from sqlalchemy import select, update
@@ -22,7 +24,7 @@ from app.config import Settings
 from app.after_commit import after_commit
 from app.db import retry_on_deadlock
 from app.messages import ORDER_NOT_PAYABLE, STRIPE_SIGNATURE_INVALID
-from app.schemas.orders import StripeEventIn, StripeObjectIn
+from app.schemas.orders import StripeEventDataIn, StripeEventIn, StripeObjectIn
 from app.services import order_status
 from app.services.orders import request_refund
 from models.accounts import User
@@ -44,12 +46,15 @@ EVENT_STATUSES = {
 
 @dataclass(frozen=True)
 class PaymentStart:
+    provider: str
     client_secret: str
     payment_intent_id: str
 
 
 class StripeGateway:
     """The process's Stripe client. Stripe errors surface as PaymentsUnavailable."""
+
+    provider = "stripe"
 
     def __init__(self, secret_key: str, api_base: str | None = None) -> None:
         self._http = stripe.HTTPXClient()
@@ -77,7 +82,11 @@ class StripeGateway:
             raise errors.PaymentsUnavailable() from error
         if intent.client_secret is None:
             raise errors.PaymentsUnavailable()
-        return PaymentStart(client_secret=intent.client_secret, payment_intent_id=intent.id)
+        return PaymentStart(
+            provider=self.provider,
+            client_secret=intent.client_secret,
+            payment_intent_id=intent.id,
+        )
 
     async def refund(self, *, payment_intent_id: str) -> None:
         """Refund the whole payment; asking twice refunds once."""
@@ -94,19 +103,57 @@ class StripeGateway:
         await self._http.close_async()  # type: ignore[no-untyped-call]  # untyped in the SDK
 
 
-def make_stripe_gateway(settings: Settings) -> StripeGateway | None:
-    """The gateway, or None when STRIPE_SECRET_KEY is not set (payments unavailable)."""
-    if settings.stripe_secret_key is None:
-        return None
-    return StripeGateway(settings.stripe_secret_key.get_secret_value(), settings.stripe_api_base)
+class FakeGateway:
+    """PAYMENTS_BACKEND=fake, for trying the whole order lifecycle locally (DEBUG only):
+    no money moves, and paying applies its outcome at once, as the matching Stripe
+    event would (`start_payment`), so timelines, mails and websocket events are real."""
+
+    provider = "fake"
+
+    async def create_payment_intent(self, order: Order) -> PaymentStart:
+        return PaymentStart(
+            provider=self.provider,
+            client_secret=f"fake_secret_{order.id}",
+            payment_intent_id=f"fake_pi_{order.id}",
+        )
+
+    async def refund(self, *, payment_intent_id: str) -> None:
+        log.info("fake_refund", payment_intent=payment_intent_id)
+
+    async def close(self) -> None:
+        """Nothing to close."""
+
+
+PaymentGateway = StripeGateway | FakeGateway
+# The outcome a fake payment is told to have -> the Stripe event it stands for.
+FAKE_OUTCOMES = {
+    "succeeded": "payment_intent.succeeded",
+    "failed": "payment_intent.payment_failed",
+}
+
+
+def make_payment_gateway(settings: Settings) -> PaymentGateway | None:
+    """The PAYMENTS_BACKEND's gateway, or None when payments are not configured."""
+    if settings.payments_backend == "fake":
+        return FakeGateway()
+    if settings.payments_backend == "stripe" and settings.stripe_secret_key is not None:
+        key = settings.stripe_secret_key.get_secret_value()
+        return StripeGateway(key, settings.stripe_api_base)
+    return None
 
 
 async def start_payment(
-    session: AsyncSession, *, order_id: int, user: User, gateway: StripeGateway | None
+    session: AsyncSession,
+    *,
+    order_id: int,
+    user: User,
+    gateway: PaymentGateway | None,
+    fake_outcome: str = "succeeded",
 ) -> PaymentStart:
     """Create (or fetch again) the PaymentIntent of the user's own pending order. An
     order whose payment failed is paying again: it first takes its stock (and discount
-    use) back and returns to `pending_payment`.
+    use) back and returns to `pending_payment`. With the fake gateway, `fake_outcome`
+    (a key of FAKE_OUTCOMES) is then applied as its Stripe event would be.
 
     Raises PaymentsUnavailable (no gateway, Stripe failing), NotFound (not the user's
     order), InsufficientStock (paying again, and the stock is gone: nothing changes) or
@@ -137,6 +184,14 @@ async def start_payment(
             .values(payment_intent_id=payment.payment_intent_id)
             .execution_options(synchronize_session=False)
         )
+    if isinstance(gateway, FakeGateway):
+        paid = StripeObjectIn(id=payment.payment_intent_id, metadata={"order_id": str(order_id)})
+        event = StripeEventIn(
+            id=f"fake_evt_{uuid.uuid4().hex}",
+            type=FAKE_OUTCOMES[fake_outcome],
+            data=StripeEventDataIn(object=paid),
+        )
+        await apply_webhook_event(session, event=event, gateway=gateway)
     return payment
 
 
@@ -163,7 +218,7 @@ async def apply_webhook_event(
     session: AsyncSession,
     *,
     event: StripeEventIn,
-    gateway: StripeGateway | None,
+    gateway: PaymentGateway | None,
     now: datetime | None = None,
 ) -> None:
     """Apply a verified webhook event once (see `verify_webhook_signature`).

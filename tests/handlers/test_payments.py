@@ -30,6 +30,7 @@ async def test_paying_creates_a_payment_intent_for_the_order_total(
 
     assert response.status == 200
     assert response.json() == {
+        "provider": "stripe",
         "client_secret": "pi_test_1_secret_1",
         "payment_intent_id": "pi_test_1",
     }
