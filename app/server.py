@@ -55,6 +55,7 @@ def make_app(ctx: AppContext) -> ShopApplication:
         ctx,
         make_url_specs(ctx, documents),
         shop_debug=ctx.settings.debug,
+        shop_origins=frozenset(ctx.settings.origins),
         log_function=lambda handler: _log_request(ctx, handler),
         websocket_ping_interval=ctx.settings.ws_ping_interval,
         websocket_ping_timeout=ctx.settings.ws_ping_timeout,

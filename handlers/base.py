@@ -41,6 +41,9 @@ Method = Callable[..., Awaitable[None]]
 AuthLevel = Literal["user", "staff"]
 
 API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'"
+# What a page on an allowed origin may send, and read, across origins.
+CORS_REQUEST_HEADERS = "Authorization, Content-Type, Accept-Language, Idempotency-Key, X-Request-ID"
+CORS_EXPOSED_HEADERS = "X-Request-ID, Retry-After, ETag"
 # Content types of the service's own pages and their files.
 HTML = "text/html; charset=UTF-8"
 SCRIPT = "text/javascript; charset=UTF-8"
@@ -127,6 +130,13 @@ class BaseHandler(tornado.web.RequestHandler):
         debug = bool(self.application.settings.get("shop_debug"))
         for name, value in security_headers(self.content_security_policy, debug=debug):
             self.set_header(name, value)
+        origin = self.request.headers.get("Origin")
+        if origin is not None and origin in self.application.settings.get("shop_origins", ()):
+            # CORS for the ALLOWED_ORIGINS only, without credentials (bearer tokens are
+            # sent explicitly, never by the browser on its own).
+            self.set_header("Access-Control-Allow-Origin", origin)
+            self.set_header("Access-Control-Expose-Headers", CORS_EXPOSED_HEADERS)
+            self.set_header("Vary", "Origin")
 
     # --- request lifecycle --------------------------------------------------------
 

@@ -21,12 +21,14 @@ from tornado.http1connection import HTTP1Connection
 
 from app import errors
 from app.context import AppContext
-from handlers.base import BaseHandler
+from handlers.base import CORS_REQUEST_HEADERS, BaseHandler
 
 # Tornado's own body limit is lifted for every request: this module enforces
 # MAX_BODY_SIZE in its place. Tornado's would answer a bare, headerless 400, and it
 # checks a declared length or chunk size before any byte reaches the application.
 _NO_TORNADO_LIMIT = sys.maxsize
+# How long a browser may reuse a preflight's answer, in seconds.
+PREFLIGHT_MAX_AGE = 600
 
 
 def allowed_methods(handler_class: type[tornado.web.RequestHandler]) -> tuple[str, ...]:
@@ -50,6 +52,23 @@ class NotFoundHandler(BaseHandler):
 
     async def prepare(self) -> None:
         raise errors.NotFound()
+
+
+class PreflightHandler(BaseHandler):
+    """A CORS preflight from an origin in ALLOWED_ORIGINS: 204 saying which methods and
+    headers the route takes (BaseHandler adds the Allow-Origin header)."""
+
+    def initialize(  # type: ignore[override]
+        self, ctx: AppContext, allowed: tuple[str, ...]
+    ) -> None:
+        super().initialize(ctx)
+        self.allowed = allowed
+
+    async def options(self) -> None:
+        self.set_header("Access-Control-Allow-Methods", ", ".join(self.allowed))
+        self.set_header("Access-Control-Allow-Headers", CORS_REQUEST_HEADERS)
+        self.set_header("Access-Control-Max-Age", str(PREFLIGHT_MAX_AGE))
+        self.no_content()
 
 
 class MethodNotAllowedHandler(BaseHandler):
@@ -98,12 +117,25 @@ def route(
     handler_class = delegate.handler_class
     if handler_class is not NotFoundHandler:
         allowed = allowed_methods(handler_class)
+        if _is_preflight(request, ctx.settings.origins):
+            return refuse(PreflightHandler, allowed=allowed)
         if request.method not in allowed:
             delegate = refuse(MethodNotAllowedHandler, allowed=allowed)
     limit = ctx.settings.max_body_size
     if _declares_more_than(request.headers.get("Content-Length", ""), limit):
         return refuse(PayloadTooLargeHandler)
     return BodyLimit(delegate, limit, lambda: refuse(PayloadTooLargeHandler))
+
+
+def _is_preflight(request: httputil.HTTPServerRequest, origins: list[str]) -> bool:
+    """A CORS preflight (OPTIONS naming the method to come) from an allowed origin; one
+    from any other origin is answered like any OPTIONS: 405."""
+    headers = request.headers
+    return (
+        request.method == "OPTIONS"
+        and "Access-Control-Request-Method" in headers
+        and headers.get("Origin") in origins
+    )
 
 
 def _declares_more_than(content_length: str, limit: int) -> bool:
