@@ -11,7 +11,8 @@ import swagger_ui_bundle
 import tornado.web
 from sqlalchemy import text
 
-from handlers.base import HTML, SCRIPT, BaseHandler, file_route, security_headers
+from app.schemas.ops import HealthOut
+from handlers.base import HTML, SCRIPT, BaseHandler, endpoint, file_route, security_headers
 
 STATIC_DOCS = Path(__file__).resolve().parent.parent / "static" / "docs"
 DOCS_CSP = (
@@ -21,6 +22,11 @@ DOCS_CSP = (
 
 
 class HealthHandler(BaseHandler):
+    @endpoint(
+        "Is the service up (503 when a store it needs does not answer)",
+        response=HealthOut,
+        also=(503,),
+    )
     async def get(self) -> None:
         checks = {"database": await self._check_database(), "redis": await self._check_redis()}
         failing = {name: state for name, state in checks.items() if state == "unavailable"}
@@ -47,12 +53,14 @@ class HealthHandler(BaseHandler):
 
 
 class MetricsHandler(BaseHandler):
+    @endpoint("Prometheus metrics", media_type="text/plain")
     async def get(self) -> None:
         self.set_header("Content-Type", prometheus_client.CONTENT_TYPE_LATEST)
         self.finish(prometheus_client.generate_latest(self.ctx.metrics.registry))
 
 
 class RobotsHandler(BaseHandler):
+    @endpoint("Crawlers keep out of /api/ and /ws/", media_type="text/plain")
     async def get(self) -> None:
         self.set_header("Content-Type", "text/plain; charset=UTF-8")
         self.finish("User-agent: *\nDisallow: /api/\nDisallow: /ws/\n")
@@ -65,6 +73,7 @@ class DocumentHandler(BaseHandler):
         super().initialize(ctx)
         self.document = document
 
+    @endpoint("This OpenAPI document, or the AsyncAPI one of the websocket channels")
     async def get(self) -> None:
         self.write_json(self.document)
 

@@ -3,17 +3,28 @@
 from __future__ import annotations
 
 from app.services import payments
-from handlers.base import BaseHandler, endpoint
+from handlers.base import BaseHandler, RequestHeader, endpoint
+
+STRIPE_SIGNATURE = RequestHeader(
+    "Stripe-Signature",
+    "Stripe's signature of the body, made with STRIPE_WEBHOOK_SECRET.",
+    required=True,
+)
 
 
 class StripeWebhookHandler(BaseHandler):
-    @endpoint("Stripe webhook (signed with STRIPE_WEBHOOK_SECRET)", status=200, errors=(400, 503))
+    @endpoint(
+        "Stripe webhook (signed with STRIPE_WEBHOOK_SECRET)",
+        status=200,
+        errors=(400, 503),
+        headers=(STRIPE_SIGNATURE,),
+    )
     async def post(self) -> None:
         async with self.ctx.sessionmaker() as session:
             await payments.handle_stripe_webhook(
                 session,
                 payload=self.request.body,
-                signature=self.request.headers.get("Stripe-Signature"),
+                signature=self.request.headers.get(STRIPE_SIGNATURE.name),
                 settings=self.ctx.settings,
                 gateway=self.ctx.stripe,
             )
