@@ -6,14 +6,17 @@ BIN := $(VENV)/bin
 # Runtime packages are enough to serve; the test, lint and type tools come on top.
 RUNTIME_STAMP := $(VENV)/.runtime-installed
 STAMP := $(VENV)/.installed
-SOURCES := app handlers models tasks tests bench
+SOURCES := app handlers models tasks tests bench fuzz
+# Schemathesis lives in a virtualenv of its own: its pytest plugins stay out of `make test`.
+FUZZ_VENV := .venv-fuzz
+FUZZ_STAMP := $(FUZZ_VENV)/.installed
 # `make run` is a local development server: DEBUG on, and a key kept in var/ so
 # tokens survive restarts. Production sets SECRET_KEY and leaves DEBUG off.
 DEV_KEY_FILE := var/dev-secret-key
 # Compiled gettext catalogs are build output, made from the committed .po files.
 MO_FILES := $(patsubst %.po,%.mo,$(wildcard locale/*/LC_MESSAGES/shop.po))
 
-.PHONY: install run test lint format messages bench clean
+.PHONY: install run test lint format messages bench fuzz clean
 
 install: $(STAMP)
 
@@ -60,5 +63,15 @@ messages: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench
 
+$(FUZZ_STAMP): requirements-fuzz.txt constraints-fuzz.txt
+	$(PYTHON) -m venv $(FUZZ_VENV)
+	$(FUZZ_VENV)/bin/pip install --quiet --upgrade pip==$(PIP_VERSION)
+	$(FUZZ_VENV)/bin/pip install --quiet -r requirements-fuzz.txt -c constraints-fuzz.txt
+	touch $(FUZZ_STAMP)
+
+# The running service against its OpenAPI document (fuzz/__main__.py); not part of `test`.
+fuzz: $(STAMP) $(MO_FILES) $(FUZZ_STAMP)
+	$(BIN)/python -m fuzz --schemathesis $(FUZZ_VENV)/bin/st
+
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache
+	rm -rf $(VENV) $(FUZZ_VENV) .mypy_cache .pytest_cache

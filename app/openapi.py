@@ -1,27 +1,61 @@
 """The OpenAPI 3.0.3 document, generated with apispec from the route table.
 
-Each handler method decorated with `endpoint(...)` contributes one operation; its
-pydantic models become component schemas. Pydantic emits JSON Schema 2020-12
-(OpenAPI 3.1 style), so schemas are lowered to 3.0 (`nullable`, no `const`),
-which the bundled Swagger UI 4 renders.
+Each handler method decorated with `endpoint(...)` contributes one operation, tagged
+with its handler module (accounts, catalog, ...); its pydantic models become component
+schemas. Pydantic emits JSON Schema 2020-12 (OpenAPI 3.1 style), so schemas are lowered
+to 3.0 (`nullable`, no `const`), which the bundled Swagger UI 4 renders.
 """
 
 from __future__ import annotations
 
 import re
+import sys
 from http import HTTPStatus
 from typing import Any
 
 from apispec import APISpec
 from pydantic import BaseModel
-from pydantic.json_schema import models_json_schema
+from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue, models_json_schema
+from pydantic_core import core_schema
 
 from app.schemas.common import ErrorOut
-from handlers.base import Operation
+from handlers.base import Operation, RequestHeader
 
 HTTP_METHODS = ("get", "post", "put", "patch", "delete")
 REF_TEMPLATE = "#/components/schemas/{model}"
-_GROUP = re.compile(r"\(\?P<(\w+)>[^)]*\)")
+_GROUP = re.compile(r"\(\?P<(\w+)>([^)]*)\)")
+_ID_GROUP = re.compile(r"\[0-9\]\{1,(\d+)\}")
+# The error codes (DESIGN §4) behind each error status an operation may answer.
+ERROR_CODES = {
+    400: "`validation_error` (with `fields`) or `invalid_json`",
+    401: "`not_authenticated`, `invalid_credentials` or `token_expired`",
+    403: "`permission_denied` or `email_not_verified`",
+    404: "`not_found`",
+    409: "`conflict` or `insufficient_stock`",
+    413: "`payload_too_large`: the body is over MAX_BODY_SIZE",
+    429: "`rate_limited`: try again after Retry-After seconds",
+    503: "`service_unavailable` (the database does not answer; with Retry-After), "
+    "or `payments_unavailable` where payments are involved",
+}
+# A character Python's str.strip() keeps (every character but those str.isspace() knows).
+VISIBLE_CHARACTER = r"[^\t-\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+RETRY_AFTER = {
+    "Retry-After": {"description": "Seconds to wait before retrying", "schema": {"type": "integer"}}
+}
+
+
+class StrippedStringsJsonSchema(GenerateJsonSchema):
+    """Pydantic's JSON Schema, plus what stripping implies: a string whose surrounding
+    whitespace is stripped before its length is checked (request bodies strip) must hold
+    a visible character to be non-empty."""
+
+    def str_schema(self, schema: core_schema.StringSchema) -> JsonSchemaValue:
+        json_schema = super().str_schema(schema)
+        # `_config` is the config of the model being described (pydantic keeps a stack).
+        stripped = schema.get("strip_whitespace", self._config.str_strip_whitespace)
+        if stripped and json_schema.get("minLength", 0) >= 1 and "pattern" not in json_schema:
+            json_schema["pattern"] = VISIBLE_CHARACTER
+        return json_schema
 
 
 def build_spec(routes: list[tuple[str, type, str]], *, title: str, version: str) -> dict[str, Any]:
@@ -36,12 +70,19 @@ def build_spec(routes: list[tuple[str, type, str]], *, title: str, version: str)
         if (op := getattr(getattr(handler, method, None), "operation", None)) is not None
     ]
     refs = _register_schemas(spec, operations)
-    for pattern, handler_ops in _group_by_path(operations).items():
+    tags: set[str] = set()
+    for pattern, (tag, handler_ops) in _group_by_path(routes, operations).items():
         path, params = _path_template(pattern)
+        tags.add(tag)
         spec.path(
             path=path,
-            operations={method: _operation(op, params, refs) for method, op in handler_ops.items()},
+            operations={
+                method: {"tags": [tag], **_operation(op, params, refs)}
+                for method, op in handler_ops.items()
+            },
         )
+    for name in sorted(tags):
+        spec.tag(_tag(name))
     return spec.to_dict()
 
 
@@ -56,7 +97,9 @@ def _register_schemas(
         if op.response is not None:
             wanted.add((op.response, "serialization"))
     keyed, definitions = models_json_schema(
-        sorted(wanted, key=lambda pair: (pair[0].__name__, pair[1])), ref_template=REF_TEMPLATE
+        sorted(wanted, key=lambda pair: (pair[0].__name__, pair[1])),
+        ref_template=REF_TEMPLATE,
+        schema_generator=StrippedStringsJsonSchema,
     )
     for name, schema in sorted(definitions.get("$defs", {}).items()):
         spec.components.schema(name, to_openapi30(schema))
@@ -67,45 +110,68 @@ def _register_schemas(
 
 
 def _group_by_path(
-    operations: list[tuple[str, str, Operation]],
-) -> dict[str, dict[str, Operation]]:
-    grouped: dict[str, dict[str, Operation]] = {}
+    routes: list[tuple[str, type, str]], operations: list[tuple[str, str, Operation]]
+) -> dict[str, tuple[str, dict[str, Operation]]]:
+    """Each path's tag (its handler module's name) and operations by method."""
+    tags = {pattern: handler.__module__.rpartition(".")[2] for pattern, handler, _name in routes}
+    grouped: dict[str, tuple[str, dict[str, Operation]]] = {}
     for pattern, method, op in operations:
-        grouped.setdefault(pattern, {})[method] = op
+        grouped.setdefault(pattern, (tags[pattern], {}))[1][method] = op
     return grouped
 
 
-def _path_template(pattern: str) -> tuple[str, list[str]]:
-    """`/products/(?P<slug>[^/]+)` -> (`/products/{slug}`, ["slug"])."""
-    params = _GROUP.findall(pattern)
+def _tag(name: str) -> dict[str, str]:
+    """The tag of the handler module `handlers.<name>`, described by its docstring."""
+    summary = (sys.modules[f"handlers.{name}"].__doc__ or name).split("\n\n")[0]
+    return {"name": name, "description": " ".join(summary.split())}
+
+
+def _path_template(pattern: str) -> tuple[str, list[dict[str, Any]]]:
+    """`/products/(?P<slug>[^/]+)` -> (`/products/{slug}`, [the `slug` parameter]): each
+    path parameter matches its route group's pattern (anything else is a 404)."""
+    params = [
+        {"name": name, "in": "path", "required": True, "schema": _path_schema(group)}
+        for name, group in _GROUP.findall(pattern)
+    ]
     return _GROUP.sub(lambda m: "{" + m.group(1) + "}", pattern).rstrip("$"), params
 
 
+def _path_schema(group: str) -> dict[str, Any]:
+    """An id group (`[0-9]{1,18}`) is an integer of up to that many digits."""
+    if digits := _ID_GROUP.fullmatch(group):
+        return {"type": "integer", "minimum": 0, "maximum": 10 ** int(digits.group(1)) - 1}
+    return {"type": "string", "pattern": f"^{group}$"}
+
+
 def _operation(
-    op: Operation, path_params: list[str], refs: dict[tuple[type[BaseModel], str], dict[str, Any]]
+    op: Operation,
+    path_params: list[dict[str, Any]],
+    refs: dict[tuple[type[BaseModel], str], dict[str, Any]],
 ) -> dict[str, Any]:
-    parameters = [
-        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
-        for name in path_params
-    ]
+    parameters = list(path_params)
     if op.query is not None:
         parameters += _query_parameters(op.query)
-    success: dict[str, Any] = {"description": HTTPStatus(op.status).phrase}
-    if op.response is not None:
-        success["content"] = {"application/json": {"schema": refs[(op.response, "serialization")]}}
-    responses: dict[str, Any] = {str(op.status): success}
-    error_statuses = set(op.errors)
-    if op.auth:
-        error_statuses.add(401)
-    if op.auth == "staff":
-        error_statuses.add(403)
+    parameters += [_header_parameter(header) for header in op.headers]
+    responses: dict[str, Any] = {}
+    for status in (op.status, *op.also):
+        responses[str(status)] = {"description": HTTPStatus(status).phrase}
+        if op.response is not None:
+            schema = refs[(op.response, "serialization")]
+            responses[str(status)]["content"] = {op.media_type: {"schema": schema}}
+        elif op.media_type != "application/json":
+            responses[str(status)]["content"] = {op.media_type: {"schema": {"type": "string"}}}
     error_schema = refs[(ErrorOut, "serialization")]
-    for status in sorted(error_statuses):
+    for status in sorted(_error_statuses(op) - {op.status, *op.also}):
         responses[str(status)] = {
-            "description": HTTPStatus(status).phrase,
+            "description": f"{HTTPStatus(status).phrase}: {ERROR_CODES[status]}",
             "content": {"application/json": {"schema": error_schema}},
         }
-    operation: dict[str, Any] = {"summary": op.summary, "responses": responses}
+        if status in (429, 503):
+            responses[str(status)]["headers"] = RETRY_AFTER
+    operation: dict[str, Any] = {
+        "summary": op.summary,
+        "responses": dict(sorted(responses.items())),
+    }
     if parameters:
         operation["parameters"] = parameters
     if op.body is not None:
@@ -118,13 +184,52 @@ def _operation(
     return operation
 
 
+def _error_statuses(op: Operation) -> set[int]:
+    """What `op` may answer besides success: its own errors, and those every request
+    can meet (a bad Authorization header, a body too large, the database away)."""
+    statuses = {*op.errors, 401, 503}
+    if op.auth == "staff":
+        statuses.add(403)
+    if op.body is not None:
+        statuses |= {400, 413}
+    if op.query is not None:
+        statuses.add(400)
+    return statuses
+
+
 def _query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
-    schema = to_openapi30(model.model_json_schema(ref_template=REF_TEMPLATE))
+    """A query string cannot carry null: an optional parameter is one left out."""
+    schema = to_openapi30(
+        model.model_json_schema(
+            ref_template=REF_TEMPLATE, schema_generator=StrippedStringsJsonSchema
+        )
+    )
     required = set(schema.get("required", []))
-    return [
-        {"name": name, "in": "query", "required": name in required, "schema": prop}
-        for name, prop in schema.get("properties", {}).items()
-    ]
+    parameters = []
+    for name, prop in schema.get("properties", {}).items():
+        prop = {
+            key: value
+            for key, value in prop.items()
+            if key != "nullable" and not (key == "default" and value is None)
+        }
+        parameters.append(
+            {"name": name, "in": "query", "required": name in required, "schema": prop}
+        )
+    return parameters
+
+
+def _header_parameter(header: RequestHeader) -> dict[str, Any]:
+    # Values are stripped, and blank ones refused like missing ones.
+    schema: dict[str, Any] = {"type": "string", "minLength": 1, "pattern": VISIBLE_CHARACTER}
+    if header.max_length is not None:
+        schema["maxLength"] = header.max_length
+    return {
+        "name": header.name,
+        "in": "header",
+        "required": header.required,
+        "description": header.description,
+        "schema": schema,
+    }
 
 
 def to_openapi30(schema: Any) -> Any:

@@ -75,6 +75,16 @@ def security_headers(csp: str, *, debug: bool) -> list[tuple[str, str]]:
 
 
 @dataclass(frozen=True)
+class RequestHeader:
+    """A request header an endpoint reads, as the OpenAPI document describes it."""
+
+    name: str
+    description: str
+    required: bool = False
+    max_length: int | None = None
+
+
+@dataclass(frozen=True)
 class Operation:
     """What an endpoint needs and returns: enforced by `endpoint`, read by app/openapi.py."""
 
@@ -83,8 +93,13 @@ class Operation:
     query: type[BaseModel] | None = None
     response: type[BaseModel] | None = None
     status: int = 200
+    # Other statuses answered with the same kind of body as `status`.
+    also: tuple[int, ...] = field(default=())
+    # The media type of that body: JSON (`response` describes it), or text.
+    media_type: str = "application/json"
     auth: AuthLevel | None = None
     errors: tuple[int, ...] = field(default=())
+    headers: tuple[RequestHeader, ...] = field(default=())
 
 
 def endpoint(summary: str, **details: Any) -> Callable[[Method], Method]:

@@ -13,7 +13,8 @@ import tornado.web
 from sqlalchemy import text
 
 from app import errors
-from handlers.base import HTML, SCRIPT, BaseHandler, file_route, security_headers
+from app.schemas.ops import HealthOut
+from handlers.base import HTML, SCRIPT, BaseHandler, endpoint, file_route, security_headers
 
 STATIC_DOCS = Path(__file__).resolve().parent.parent / "static" / "docs"
 DOCS_CSP = (
@@ -30,6 +31,11 @@ class HealthHandler(BaseHandler):
     answer. Both checks run at once, each bounded by DATABASE_TIMEOUT, so the probe
     itself answers within that time whatever hangs."""
 
+    @endpoint(
+        "Is the service up (503 when a store it needs does not answer)",
+        response=HealthOut,
+        also=(503,),
+    )
     async def get(self) -> None:
         database, redis = await asyncio.gather(self._check_database(), self._check_redis())
         if database == UNAVAILABLE:
@@ -64,6 +70,7 @@ class HealthHandler(BaseHandler):
 
 
 class MetricsHandler(BaseHandler):
+    @endpoint("Prometheus metrics", media_type="text/plain")
     async def get(self) -> None:
         self.set_header("Content-Type", prometheus_client.CONTENT_TYPE_LATEST)
         self.finish(prometheus_client.generate_latest(self.ctx.metrics.registry))
@@ -88,6 +95,7 @@ class IndexHandler(BaseHandler):
 
 
 class RobotsHandler(BaseHandler):
+    @endpoint("Crawlers keep out of /api/ and /ws/", media_type="text/plain")
     async def get(self) -> None:
         self.set_header("Content-Type", "text/plain; charset=UTF-8")
         self.finish("User-agent: *\nDisallow: /api/\nDisallow: /ws/\n")
@@ -100,6 +108,7 @@ class DocumentHandler(BaseHandler):
         super().initialize(ctx)
         self.document = document
 
+    @endpoint("This OpenAPI document, or the AsyncAPI one of the websocket channels")
     async def get(self) -> None:
         self.write_json(self.document)
 

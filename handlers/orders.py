@@ -16,10 +16,15 @@ from app.schemas.orders import (
     PaymentOut,
 )
 from app.services import checkout, orders, payments
-from handlers.base import BaseHandler, endpoint
+from handlers.base import BaseHandler, RequestHeader, endpoint
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 MAX_IDEMPOTENCY_KEY = 255  # the column's size
+IDEMPOTENCY_KEY = RequestHeader(
+    IDEMPOTENCY_HEADER,
+    "Any key of yours: the same key from the same user returns the first order with 200.",
+    max_length=MAX_IDEMPOTENCY_KEY,
+)
 
 
 class OrdersHandler(BaseHandler):
@@ -44,8 +49,10 @@ class OrdersHandler(BaseHandler):
         body=OrderCreate,
         response=OrderOut,
         status=201,
+        also=(200,),
         auth="user",
         errors=(400, 409),
+        headers=(IDEMPOTENCY_KEY,),
     )
     async def post(self) -> None:
         data = self.parse_body(OrderCreate)

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from app.schemas.orders import StripeEventIn
 from app.services import payments
-from handlers.base import BaseHandler, endpoint
+from handlers.base import BaseHandler, RequestHeader, endpoint
+
+STRIPE_SIGNATURE = RequestHeader(
+    "Stripe-Signature",
+    "Stripe's signature of the body, made with STRIPE_WEBHOOK_SECRET.",
+    required=True,
+)
 
 
 class StripeWebhookHandler(BaseHandler):
@@ -13,11 +19,12 @@ class StripeWebhookHandler(BaseHandler):
         body=StripeEventIn,
         status=200,
         errors=(400, 503),
+        headers=(STRIPE_SIGNATURE,),
     )
     async def post(self) -> None:
         payments.verify_webhook_signature(
             payload=self.request.body,
-            signature=self.request.headers.get("Stripe-Signature"),
+            signature=self.request.headers.get(STRIPE_SIGNATURE.name),
             settings=self.ctx.settings,
         )
         event = self.parse_body(StripeEventIn)  # only once the signature holds

@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints
 
+from app.passwords import MIN_LENGTH
 from app.schemas.common import Email, ORMModel, RequestModel
 
 # Never stripped: leading and trailing spaces are part of a password.
@@ -18,7 +19,16 @@ Password = Annotated[
 
 class RegisterIn(RequestModel):
     email: Email
-    password: Password
+    # Checked by app/passwords.py, which reports every rule broken at once; the schema
+    # states the rules it can (length, not all digits).
+    password: Password = Field(
+        json_schema_extra={
+            "minLength": MIN_LENGTH,
+            "pattern": r"\D",
+            "description": f"At least {MIN_LENGTH} characters, not all digits, not a common "
+            "password, not too similar to the email.",
+        }
+    )
     full_name: str = Field(default="", max_length=150)
 
 

@@ -2,25 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import (
-    BeforeValidator,
-    Field,
-    StringConstraints,
-    computed_field,
-    field_validator,
-)
+from pydantic import BeforeValidator, Field, StringConstraints, WithJsonSchema, computed_field
 from pydantic_core import PydanticCustomError
 
 from app.schemas.common import (
+    MAX_CENTS,
     MoneyIn,
     MoneyOut,
     ORMModel,
     PageParams,
     RequestModel,
     UtcDatetime,
+    cents_to_str,
 )
+
+T = TypeVar("T")
 
 SLUG_PATTERN = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
 Slug = Annotated[str, StringConstraints(min_length=1, max_length=120, pattern=SLUG_PATTERN)]
@@ -47,24 +45,83 @@ def reject_null(value: Any) -> Any:
     return value
 
 
+def _document_not_null(schema: dict[str, Any]) -> None:
+    """Drop the null variant (and `default: null`) pydantic documents for `T | None`."""
+    variants = schema.pop("anyOf")
+    (kept,) = [variant for variant in variants if variant != {"type": "null"}]
+    schema.pop("default", None)
+    schema.update(kept)
+
+
+# A PATCH field that may be left out but never set to null, and documented so.
+NotNull = Annotated[
+    T | None, BeforeValidator(reject_null), Field(json_schema_extra=_document_not_null)
+]
+
+
+def _digits_at_most(limit: str) -> str:
+    """Regex alternatives matching the digit strings as long as `limit` and <= it."""
+    alternatives = [limit]
+    for position, digit in enumerate(limit):
+        if digit != "0":
+            lower = "0" if digit == "1" else f"[0-{int(digit) - 1}]"
+            alternatives.append(limit[:position] + lower + r"\d" * (len(limit) - position - 1))
+    return "|".join(alternatives)
+
+
+def amount_pattern(max_cents: int) -> str:
+    """A regex for the decimal strings with at most two places worth at most
+    `max_cents` (>= 100) cents: a smaller whole part with any cents, or the same whole
+    part with no more cents."""
+    whole, cents = divmod(max_cents, 100)
+    below = str(whole - 1)
+    shorter = [rf"\d{{1,{len(below) - 1}}}"] if len(below) > 1 else []
+    smaller_whole = "|".join([*shorter, _digits_at_most(below)])
+    top_cents = f"{_digits_at_most(f'{cents:02d}')}|{_digits_at_most(str(cents // 10))}"
+    return rf"0*(?:(?:{smaller_whole})(?:\.\d{{1,2}})?|{whole}(?:\.(?:{top_cents}))?)"
+
+
+_AMOUNT = amount_pattern(MAX_CENTS)
+_AMOUNT_LIMIT = f"at most {cents_to_str(MAX_CENTS)}"
+# Money in a request, documented with the ceiling that parsing enforces.
+Amount = Annotated[
+    MoneyIn,
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": f"^{_AMOUNT}$",
+            "description": f"A decimal string with up to two places, {_AMOUNT_LIMIT}.",
+            "example": "19.99",
+        }
+    ),
+]
 # A related row in a response: its slug (or null when the relation is optional).
 RowSlug = Annotated[str, BeforeValidator(_slug_of)]
 SlugRef = Annotated[str | None, BeforeValidator(_slug_of)]
-# A query-string filter: `?q=` counts as not given.
+# A query-string filter: `?q=` (blank) counts as not given.
 QueryText = Annotated[str | None, BeforeValidator(_blank_is_absent)]
-QueryMoney = Annotated[MoneyIn | None, BeforeValidator(_blank_is_absent)]
+QueryMoney = Annotated[
+    MoneyIn | None,
+    BeforeValidator(_blank_is_absent),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": f"^(?:{_AMOUNT})?$",
+            "description": f"An amount such as 19.99, {_AMOUNT_LIMIT}; blank: not given.",
+        }
+    ),
+]
+CategoryName = Annotated[str, StringConstraints(min_length=1, max_length=100)]
 
 
 class CategoryIn(RequestModel):
-    name: Annotated[str, StringConstraints(min_length=1, max_length=100)]
+    name: CategoryName
     slug: Slug | None = Field(default=None, description="Made from the name when left out.")
 
 
 class CategoryUpdate(RequestModel):
-    name: Annotated[str, StringConstraints(min_length=1, max_length=100)] | None = None
-    slug: Slug | None = None
-
-    _not_null = field_validator("name", "slug", mode="before")(reject_null)
+    name: NotNull[CategoryName] = None
+    slug: NotNull[Slug] = None
 
 
 class CategoryOut(ORMModel):
@@ -85,7 +142,7 @@ class ProductIn(RequestModel):
     name: Name
     slug: Slug | None = Field(default=None, description="Made from the name when left out.")
     description: Description = ""
-    price: MoneyIn
+    price: Amount
     category: Slug | None = Field(default=None, description="A category slug, or null.")
     stock: Stock = 0
     is_active: bool = True
@@ -94,17 +151,13 @@ class ProductIn(RequestModel):
 class ProductUpdate(RequestModel):
     """Every field optional; `category: null` takes the product out of its category."""
 
-    name: Name | None = None
-    slug: Slug | None = None
-    description: Description | None = None
-    price: MoneyIn | None = None
-    category: Slug | None = None
-    stock: Stock | None = None
-    is_active: bool | None = None
-
-    _not_null = field_validator(
-        "name", "slug", "description", "price", "stock", "is_active", mode="before"
-    )(reject_null)
+    name: NotNull[Name] = None
+    slug: NotNull[Slug] = None
+    description: NotNull[Description] = None
+    price: NotNull[Amount] = None
+    category: Slug | None = Field(default=None, description="A category slug, or null.")
+    stock: NotNull[Stock] = None
+    is_active: NotNull[bool] = None
 
 
 class ProductOut(ORMModel):

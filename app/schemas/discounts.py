@@ -5,12 +5,11 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import Field, StringConstraints, field_serializer, field_validator
+from pydantic import Field, StringConstraints, WithJsonSchema, field_serializer
 
-from app.schemas.catalog import Slug, SlugRef, reject_null
+from app.schemas.catalog import Amount, NotNull, Slug, SlugRef
 from app.schemas.common import (
     AwareDatetime,
-    MoneyIn,
     MoneyOut,
     ORMModel,
     RequestModel,
@@ -24,10 +23,16 @@ Kind = Literal["percent", "fixed"]
 # the kind by the service, which knows the kind a PATCH leaves in place).
 Value = Annotated[
     Decimal,
-    Field(
-        max_digits=9,
-        decimal_places=2,
-        description='Percent (1..100) for kind "percent", an amount ("5.00") for "fixed".',
+    Field(max_digits=9, decimal_places=2),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "number", "exclusiveMinimum": 0, "maximum": 9_999_999.99},
+                {"type": "string", "pattern": r"^\d{1,7}(?:\.\d{1,2})?$"},
+            ],
+            "description": 'A whole percent (1..100) for kind "percent", an amount above '
+            'zero with at most two places ("5.00") for "fixed".',
+        }
     ),
 ]
 MaxUses = Annotated[int, Field(ge=1, le=10**9)]
@@ -40,34 +45,38 @@ class DiscountIn(RequestModel):
     category: Slug | None = Field(default=None, description="Null: the whole order.")
     starts_at: AwareDatetime | None = None
     ends_at: AwareDatetime | None = None
-    max_uses: MaxUses | None = None
-    min_order_total: MoneyIn = Field(default=0, json_schema_extra={"default": "0.00"})
+    max_uses: MaxUses | None = Field(default=None, description="Null: no limit.")
+    min_order_total: Amount = Field(default=0, json_schema_extra={"default": "0.00"})
     is_active: bool = True
 
 
 class DiscountUpdate(RequestModel):
     """Every field optional; changing `kind` needs a `value` that fits the new kind."""
 
-    code: Code | None = None
-    kind: Kind | None = None
-    value: Value | None = None
-    category: Slug | None = None
+    code: NotNull[Code] = None
+    kind: NotNull[Kind] = None
+    value: NotNull[Value] = None
+    category: Slug | None = Field(default=None, description="Null: the whole order.")
     starts_at: AwareDatetime | None = None
     ends_at: AwareDatetime | None = None
-    max_uses: MaxUses | None = None
-    min_order_total: MoneyIn | None = None
-    is_active: bool | None = None
-
-    _not_null = field_validator(
-        "code", "kind", "value", "min_order_total", "is_active", mode="before"
-    )(reject_null)
+    max_uses: MaxUses | None = Field(default=None, description="Null: no limit.")
+    min_order_total: NotNull[Amount] = None
+    is_active: NotNull[bool] = None
 
 
 class DiscountOut(ORMModel):
     id: int
     code: str
     kind: Kind
-    value: int = Field(description='An integer percent, or an amount string for "fixed".')
+    value: Annotated[
+        int,
+        WithJsonSchema(
+            {
+                "anyOf": [{"type": "integer"}, {"type": "string", "pattern": r"^\d+\.\d{2}$"}],
+                "description": 'A whole percent, or an amount string ("5.00") for "fixed".',
+            }
+        ),
+    ]
     category: SlugRef
     starts_at: UtcDatetime | None
     ends_at: UtcDatetime | None

@@ -41,6 +41,20 @@ def _country_code(value: str) -> str:
     return code
 
 
+def _country_pattern() -> str:
+    """A regex for COUNTRY_CODES in any case (`de` is taken as `DE`): one alternative per
+    first letter, e.g. `[Dd][EeJjKkMmOoZz]`."""
+    seconds: dict[str, list[str]] = {}
+    for code in sorted(COUNTRY_CODES):
+        seconds.setdefault(code[0], []).append(code[1])
+
+    def any_case(letters: list[str]) -> str:
+        return "[" + "".join(letter + letter.lower() for letter in letters) + "]"
+
+    alternatives = [any_case([first]) + any_case(rest) for first, rest in seconds.items()]
+    return f"^(?:{'|'.join(alternatives)})$"
+
+
 class ShippingAddress(RequestModel):
     name: str = Field(min_length=1, max_length=150)
     line1: str = Field(min_length=1, max_length=200)
@@ -49,7 +63,12 @@ class ShippingAddress(RequestModel):
     postal_code: str = Field(min_length=1, max_length=20)
     country: Annotated[
         str,
-        Field(min_length=2, max_length=2, description="ISO 3166-1 alpha-2, e.g. DE"),
+        Field(
+            min_length=2,
+            max_length=2,
+            description="ISO 3166-1 alpha-2, e.g. DE",
+            json_schema_extra={"pattern": _country_pattern()},
+        ),
         AfterValidator(_country_code),
     ]
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, Field, StringConstraints, field_validator
+from pydantic import BeforeValidator, Field, StringConstraints
 
-from app.schemas.catalog import RowSlug, reject_null
+from app.schemas.catalog import NotNull, RowSlug
 from app.schemas.common import ORMModel, RequestModel, UtcDatetime
 
 Rating = Annotated[int, Field(ge=1, le=5)]
@@ -26,11 +26,9 @@ class ReviewIn(RequestModel):
 
 
 class ReviewUpdate(RequestModel):
-    rating: Rating | None = None
-    title: Title | None = None
-    body: Body | None = None
-
-    _not_null = field_validator("rating", "title", "body", mode="before")(reject_null)
+    rating: NotNull[Rating] = None
+    title: NotNull[Title] = None
+    body: NotNull[Body] = None
 
 
 class ReviewOut(ORMModel):

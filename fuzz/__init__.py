@@ -1,0 +1,1 @@
+"""Schemathesis against the real service: `make fuzz` (see fuzz/__main__.py)."""
