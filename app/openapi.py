@@ -37,8 +37,15 @@ ERROR_CODES = {
     503: "`service_unavailable` (the database does not answer; with Retry-After), "
     "or `payments_unavailable` where payments are involved",
 }
-# A character Python's str.strip() keeps (every character but those str.isspace() knows).
-VISIBLE_CHARACTER = r"[^\t-\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+# A character that request models' stripping keeps: pydantic strips Unicode White_Space
+# (not the \x1c-\x1f separators that Python's str.isspace() also counts).
+VISIBLE_CHARACTER = r"[^\t-\r\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+# Request strings never hold a NUL byte (RequestModel refuses it).
+WITHOUT_NUL = r"^[^\x00]*$"
+# Both: no NUL, and at least one character that stripping keeps.
+VISIBLE_WITHOUT_NUL = (
+    r"^[^\x00]*[^\x00\t-\r\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\x00]*$"
+)
 RETRY_AFTER = {
     "Retry-After": {"description": "Seconds to wait before retrying", "schema": {"type": "integer"}}
 }
@@ -53,8 +60,10 @@ class StrippedStringsJsonSchema(GenerateJsonSchema):
         json_schema = super().str_schema(schema)
         # `_config` is the config of the model being described (pydantic keeps a stack).
         stripped = schema.get("strip_whitespace", self._config.str_strip_whitespace)
-        if stripped and json_schema.get("minLength", 0) >= 1 and "pattern" not in json_schema:
-            json_schema["pattern"] = VISIBLE_CHARACTER
+        if stripped and "pattern" not in json_schema:
+            # Request models strip (RequestModel), and refuse NUL bytes.
+            visible = json_schema.get("minLength", 0) >= 1
+            json_schema["pattern"] = VISIBLE_WITHOUT_NUL if visible else WITHOUT_NUL
         return json_schema
 
 
@@ -239,6 +248,10 @@ def to_openapi30(schema: Any) -> Any:
     if not isinstance(schema, dict):
         return schema
     result = {key: to_openapi30(value) for key, value in schema.items() if key != "$defs"}
+    # 3.0 has no patternProperties: a dict's values become additionalProperties.
+    patterned = result.pop("patternProperties", None)
+    if isinstance(patterned, dict) and len(patterned) == 1:
+        result["additionalProperties"] = next(iter(patterned.values()))
     variants = result.get("anyOf")
     if isinstance(variants, list) and {"type": "null"} in variants:
         rest = [v for v in variants if v != {"type": "null"}]

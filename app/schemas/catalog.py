@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BeforeValidator, Field, StringConstraints, WithJsonSchema, computed_field
+from pydantic import (
+    BeforeValidator,
+    Field,
+    StrictBool,
+    StringConstraints,
+    WithJsonSchema,
+    computed_field,
+)
 from pydantic_core import PydanticCustomError
 
 from app.schemas.common import (
@@ -145,7 +152,7 @@ class ProductIn(RequestModel):
     price: Amount
     category: Slug | None = Field(default=None, description="A category slug, or null.")
     stock: Stock = 0
-    is_active: bool = True
+    is_active: StrictBool = True
 
 
 class ProductUpdate(RequestModel):
@@ -157,7 +164,7 @@ class ProductUpdate(RequestModel):
     price: NotNull[Amount] = None
     category: Slug | None = Field(default=None, description="A category slug, or null.")
     stock: NotNull[Stock] = None
-    is_active: NotNull[bool] = None
+    is_active: NotNull[StrictBool] = None
 
 
 class ProductOut(ORMModel):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
@@ -97,7 +98,20 @@ UtcDatetime = Annotated[
     PlainSerializer(to_utc_text, return_type=str),
     WithJsonSchema({"type": "string", "format": "date-time", "example": "2026-01-31T12:00:00Z"}),
 ]
-AwareDatetime = Annotated[datetime, AfterValidator(_require_aware)]
+
+
+def _iso_8601_only(value: Any) -> Any:
+    """Pydantic also reads numbers (and numeric strings) as Unix times: only ISO 8601
+    text, as documented, is a time here."""
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or not _ISO_DATE.match(value):
+        raise PydanticCustomError("datetime_parsing", "not an ISO 8601 time")
+    return value
+
+
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")
+AwareDatetime = Annotated[datetime, BeforeValidator(_iso_8601_only), AfterValidator(_require_aware)]
 Email = Annotated[
     str,
     Field(max_length=254),

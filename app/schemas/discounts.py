@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import Field, StringConstraints, WithJsonSchema, field_serializer
+from pydantic import Field, StrictBool, StringConstraints, WithJsonSchema, field_serializer
 
 from app.schemas.catalog import Amount, NotNull, Slug, SlugRef
 from app.schemas.common import (
@@ -47,7 +47,7 @@ class DiscountIn(RequestModel):
     ends_at: AwareDatetime | None = None
     max_uses: MaxUses | None = Field(default=None, description="Null: no limit.")
     min_order_total: Amount = Field(default=0, json_schema_extra={"default": "0.00"})
-    is_active: bool = True
+    is_active: StrictBool = True
 
 
 class DiscountUpdate(RequestModel):
@@ -61,7 +61,7 @@ class DiscountUpdate(RequestModel):
     ends_at: AwareDatetime | None = None
     max_uses: MaxUses | None = Field(default=None, description="Null: no limit.")
     min_order_total: NotNull[Amount] = None
-    is_active: NotNull[bool] = None
+    is_active: NotNull[StrictBool] = None
 
 
 class DiscountOut(ORMModel):
