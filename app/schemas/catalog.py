@@ -8,6 +8,7 @@ from pydantic import (
     BeforeValidator,
     Field,
     StrictBool,
+    StrictInt,
     StringConstraints,
     WithJsonSchema,
     computed_field,
@@ -30,7 +31,7 @@ T = TypeVar("T")
 SLUG_PATTERN = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
 Slug = Annotated[str, StringConstraints(min_length=1, max_length=120, pattern=SLUG_PATTERN)]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=200)]
-Stock = Annotated[int, Field(ge=0, le=10**9)]
+Stock = Annotated[StrictInt, Field(ge=0, le=10**9)]
 Description = Annotated[str, StringConstraints(max_length=20_000)]
 
 

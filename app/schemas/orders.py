@@ -79,10 +79,11 @@ class OrderCreate(RequestModel):
 
 
 def _status_list(value: object) -> object:
-    """`status=paid,shipped` (or one status) as a list; blank means no filter."""
+    """`status=paid,shipped` (or one status) as a list; a blank one stays a string,
+    which is refused (leave the parameter out to list every status)."""
     if isinstance(value, str):
         statuses = [part.strip() for part in value.split(",") if part.strip()]
-        return statuses or None
+        return statuses or value
     return value
 
 
