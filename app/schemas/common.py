@@ -34,12 +34,13 @@ def cents_to_str(cents: int) -> str:
 
 
 def parse_money(value: Any) -> int:
-    """A decimal string (or number) with at most two places -> integer cents.
+    """A decimal string with at most two places -> integer cents. A JSON number is
+    refused: money travels as a string (DESIGN §4), so no float ever rounds it.
 
     Raises the `money_invalid` error (translated through app/messages.py).
     """
     invalid = PydanticCustomError("money_invalid", "invalid amount")
-    if isinstance(value, bool) or not isinstance(value, str | int | float | Decimal):
+    if not isinstance(value, str):
         raise invalid
     try:
         amount = Decimal(str(value).strip())
@@ -90,7 +91,7 @@ _MONEY_SCHEMA = {"type": "string", "pattern": r"^\d+\.\d{2}$", "example": "19.99
 MoneyOut = Annotated[
     int, PlainSerializer(cents_to_str, return_type=str), WithJsonSchema(_MONEY_SCHEMA)
 ]
-# Money in a request: "19.99" (or 19.99) parsed to integer cents.
+# Money in a request: "19.99" parsed to integer cents (a JSON number is refused).
 MoneyIn = Annotated[int, BeforeValidator(parse_money), WithJsonSchema(_MONEY_SCHEMA)]
 # Timestamps: ISO 8601 UTC with Z out; an aware datetime in.
 UtcDatetime = Annotated[
