@@ -69,9 +69,9 @@ def test_malformed_values_are_refused(name: str, value: str) -> None:
         Settings(secret_key=GOOD_KEY, **{name: value})
 
 
-def test_the_service_refuses_to_start_without_a_secret_key_with_a_one_line_reason() -> None:
-    env = {k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "DEBUG"}}
-    result = subprocess.run(  # nosec B603 - fixed arguments
+def serve(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`python -m app serve` with `env`, for a start that is meant to be refused."""
+    return subprocess.run(  # nosec B603 - fixed arguments
         [sys.executable, "-m", "app", "serve"],
         cwd=ROOT,
         env=env,
@@ -79,6 +79,10 @@ def test_the_service_refuses_to_start_without_a_secret_key_with_a_one_line_reaso
         text=True,
         timeout=60,
     )
+
+
+def test_the_service_refuses_to_start_without_a_secret_key_with_a_one_line_reason() -> None:
+    result = serve({k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "DEBUG"}})
     assert result.returncode == 2
     assert result.stderr.strip() == "configuration error: SECRET_KEY is required when DEBUG is off"
 
@@ -93,13 +97,6 @@ def test_the_fake_payments_backend_is_refused_without_debug() -> None:
     with pytest.raises(ValidationError, match="PAYMENTS_BACKEND=fake is only allowed with DEBUG"):
         Settings(secret_key=GOOD_KEY, payments_backend="fake")
     env = {**os.environ, "SECRET_KEY": GOOD_KEY, "DEBUG": "false", "PAYMENTS_BACKEND": "fake"}
-    result = subprocess.run(  # nosec B603 - fixed arguments
-        [sys.executable, "-m", "app", "serve"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = serve(env)
     assert result.returncode == 2
     assert "PAYMENTS_BACKEND=fake is only allowed with DEBUG" in result.stderr
