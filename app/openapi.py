@@ -185,7 +185,8 @@ def _operation(
         operation["parameters"] = parameters
     if op.body is not None:
         operation["requestBody"] = {
-            "required": True,
+            # A body whose every field has a default may be left out (POST orders/{id}/pay).
+            "required": any(field.is_required() for field in op.body.model_fields.values()),
             "content": {"application/json": {"schema": refs[(op.body, "validation")]}},
         }
     if op.auth:

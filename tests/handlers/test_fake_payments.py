@@ -57,3 +57,15 @@ async def test_a_paid_fake_order_can_be_cancelled_and_an_unknown_outcome_is_refu
     cancelled = await client.post("orders:cancel", order["id"], token=buyer.token)
     assert (cancelled.status, cancelled.json()["status"]) == (200, "cancelled")
     assert await stock_of(ctx, "brass-lamp") == 5
+
+
+async def test_the_document_says_the_pay_body_may_be_left_out_as_it_may(
+    client: ApiClient, ctx: AppContext
+) -> None:
+    document = (await client.get("ops:openapi")).json()
+    pay = document["paths"]["/api/v1/orders/{order_id}/pay"]["post"]
+    assert pay["requestBody"]["required"] is False
+    login = document["paths"]["/api/v1/auth/login"]["post"]
+    assert login["requestBody"]["required"] is True
+    buyer, order = await placed_order(client, ctx, 1, stock=5)
+    assert (await client.post("orders:pay", order["id"], token=buyer.token)).status == 200
