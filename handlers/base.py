@@ -202,8 +202,10 @@ class BaseHandler(tornado.web.RequestHandler):
 
     def parse_body(self, model: type[M]) -> M:
         """Validate the JSON body against `model`; InvalidJSON (not JSON, or beyond the
-        bounds of app/json_input.py) or ValidationFailed."""
-        data = decode_json(self.request.body or b"null")
+        bounds of app/json_input.py) or ValidationFailed. No body at all counts as `{}`:
+        fine where every field has a default (as the OpenAPI document says), a field
+        error for each required one otherwise."""
+        data = decode_json(self.request.body or b"{}")
         if not isinstance(data, dict):
             raise errors.ValidationFailed(BODY_NOT_OBJECT)
         return self._validate(model, data)

@@ -122,7 +122,7 @@ class OrderPayHandler(BaseHandler):
         errors=(400, 404, 409, 503),
     )
     async def post(self, order_id: str) -> None:
-        pay = self.parse_body(PayIn) if self.request.body else PayIn()
+        pay = self.parse_body(PayIn)
         async with self.ctx.sessionmaker() as session:
             payment = await payments.start_payment(
                 session,

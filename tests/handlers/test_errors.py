@@ -109,3 +109,10 @@ async def test_every_error_has_code_and_message_only_plus_fields_for_validation(
     assert set(error) <= {"code", "message", "fields"}
     assert error["code"] and error["message"]
     assert ("fields" in error) == (error["code"] == "validation_error")
+
+
+async def test_no_body_is_an_empty_object(client: ApiClient) -> None:
+    """Required fields are named; a body whose fields all have defaults may be left out."""
+    response = await client.post("auth:login", body=b"")
+    assert (response.status, response.error_code) == (400, "validation_error")
+    assert set(response.json()["error"]["fields"]) == {"email", "password"}
