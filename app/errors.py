@@ -43,6 +43,14 @@ class ValidationFailed(AppError):
     message = N_("The request has invalid fields.")
 
 
+class CartEmpty(AppError):
+    """Checkout of a cart with nothing in it: a state of the cart, not a field error."""
+
+    code = "cart_empty"
+    status = 400
+    message = N_("Your cart is empty.")
+
+
 class InvalidJSON(AppError):
     code = "invalid_json"
     status = 400

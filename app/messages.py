@@ -66,7 +66,6 @@ PASSWORD_TOO_COMMON = N_("This password is too common.")
 PASSWORD_ENTIRELY_NUMERIC = N_("This password is entirely numeric.")
 TOKEN_INVALID = N_("This token is invalid or has already been used.")
 TOKEN_EXPIRED = N_("This token has expired.")
-RESEND_ACCEPTED = N_("If the account exists and is not verified yet, a new mail is on its way.")
 
 
 class FieldMessage(str):
@@ -105,7 +104,6 @@ CART_MIXED_CURRENCY = N_(
     "priced in another currency."
 )
 CART_MIXED_CURRENCIES = N_("Your cart mixes currencies ({currencies}); an order is paid in one.")
-CART_EMPTY = N_("Your cart is empty.")
 IDEMPOTENCY_KEY_INVALID = N_("The Idempotency-Key header must have 1 to 255 characters.")
 ORDER_STATUS_CONFLICT = N_("An order that is {current} cannot become {target}.")
 ORDER_NOT_PAYABLE = N_("Only an order awaiting payment can be paid.")

@@ -27,7 +27,7 @@ _GROUP = re.compile(r"\(\?P<(\w+)>([^)]*)\)")
 _ID_GROUP = re.compile(r"\[0-9\]\{1,(\d+)\}")
 # The error codes (DESIGN §4) behind each error status an operation may answer.
 ERROR_CODES = {
-    400: "`validation_error` (with `fields`) or `invalid_json`",
+    400: "`validation_error` (with `fields`), `invalid_json`, or `cart_empty` at checkout",
     401: "`not_authenticated`, `invalid_credentials` or `token_expired`",
     403: "`permission_denied` or `email_not_verified`",
     404: "`not_found`",

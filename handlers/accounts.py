@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from app import errors
-from app.messages import RESEND_ACCEPTED
 from app.schemas.accounts import (
     EmailIn,
     LoginIn,
@@ -56,7 +55,8 @@ class ResendVerificationHandler(BaseHandler):
             await accounts.resend_verification(
                 session, email=data.email, settings=self.ctx.settings
             )
-        self.write_json({"detail": self.translate(RESEND_ACCEPTED)}, status=202)
+        # No body: anything it said would be the same for every address.
+        self.no_content(status=202)
 
 
 class LoginHandler(BaseHandler):

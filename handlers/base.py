@@ -274,8 +274,9 @@ class BaseHandler(tornado.web.RequestHandler):
             f"{self.request.protocol}://{self.request.host}{self.request.path}?{urlencode(query)}"
         )
 
-    def no_content(self) -> None:
-        self.set_status(204)
+    def no_content(self, status: int = 204) -> None:
+        """An answer without a body: 204, or 202 for work accepted with nothing to show."""
+        self.set_status(status)
         self.clear_header("Content-Type")
         self.finish()
 

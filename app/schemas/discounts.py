@@ -72,8 +72,10 @@ class DiscountOut(ORMModel):
         int,
         WithJsonSchema(
             {
-                "anyOf": [{"type": "integer"}, {"type": "string", "pattern": r"^\d+\.\d{2}$"}],
-                "description": 'A whole percent, or an amount string ("5.00") for "fixed".',
+                "type": "string",
+                "pattern": r"^\d+(?:\.\d{2})?$",
+                "description": 'Always a string: a whole percent ("10") for "percent", an '
+                'amount ("5.00") for "fixed".',
             }
         ),
     ]
@@ -86,5 +88,5 @@ class DiscountOut(ORMModel):
     is_active: bool
 
     @field_serializer("value")
-    def _value(self, value: int) -> int | str:
-        return cents_to_str(value) if self.kind == "fixed" else value
+    def _value(self, value: int) -> str:
+        return cents_to_str(value) if self.kind == "fixed" else str(value)

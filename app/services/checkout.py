@@ -18,7 +18,7 @@ from app import errors
 from app.after_commit import after_commit
 from app.db import retry_on_deadlock
 from app.emails import ORDER_CONFIRMATION
-from app.messages import CART_EMPTY, CART_MIXED_CURRENCIES
+from app.messages import CART_MIXED_CURRENCIES
 from app.schemas.common import cents_to_str
 from app.services.discounts import PricedLine, quote_discount, record_discount_use
 from app.services.inventory import cart_stock_lines, take_stock
@@ -54,7 +54,7 @@ async def create_order_from_cart(
     mail and records the first event. With an `idempotency_key` already used by this
     user, returns that earlier order (created=False) and changes nothing.
 
-    Raises ValidationFailed (empty cart, mixed currencies, `fields.discount_code`)
+    Raises CartEmpty, ValidationFailed (mixed currencies, `fields.discount_code`)
     or InsufficientStock naming every product short (nothing is taken then).
     """
     now = now or utcnow()
@@ -112,7 +112,7 @@ async def _place(
             )
         ).all()
     if cart is None or not items:
-        raise errors.ValidationFailed(CART_EMPTY)
+        raise errors.CartEmpty()
     currencies = sorted({item.product.currency for item in items})
     if len(currencies) > 1:
         raise errors.ValidationFailed(

@@ -39,7 +39,7 @@ async def test_staff_create_read_change_and_delete_a_discount(
         "id": discount["id"],
         "code": "SPRING10",
         "kind": "percent",
-        "value": 10,
+        "value": "10",
         "category": None,
         "starts_at": "2026-03-19T23:00:00Z",
         "ends_at": "2026-06-21T00:00:00Z",

@@ -137,12 +137,12 @@ async def test_a_lower_case_country_code_is_accepted_and_stored_upper_case(
     assert response.json()["shipping_address"]["line2"] == "Stiege 2"
 
 
-async def test_an_empty_cart_is_400(client: ApiClient, ctx: AppContext) -> None:
+async def test_an_empty_cart_is_400_cart_empty(client: ApiClient, ctx: AppContext) -> None:
     buyer = await shopper(ctx)
     response = await place_order(client, buyer.token)
     assert response.status == 400
     assert response.json()["error"] == {
-        "code": "validation_error",
+        "code": "cart_empty",
         "message": "Your cart is empty.",
     }
 

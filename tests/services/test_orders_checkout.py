@@ -220,12 +220,12 @@ async def test_a_product_withdrawn_since_it_was_added_is_short(ctx: AppContext) 
 
 async def test_an_empty_cart_cannot_be_ordered(ctx: AppContext) -> None:
     buyer = await shopper(ctx)
-    with pytest.raises(errors.ValidationFailed):
+    with pytest.raises(errors.CartEmpty):
         await checkout(ctx, buyer.user)
     await add_product(ctx)
     await fill(ctx, buyer.user, {"brass-lamp": 1})
     await checkout(ctx, buyer.user)
-    with pytest.raises(errors.ValidationFailed):  # the cart was cleared by the first order
+    with pytest.raises(errors.CartEmpty):  # the cart was cleared by the first order
         await checkout(ctx, buyer.user)
 
 
