@@ -100,8 +100,9 @@ def main(argv: list[str] | None = None) -> int:
         reasons = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in error.errors())
         print(f"configuration error: {reasons}", file=sys.stderr)
         return 2
-    configure_logging(settings.log_level, settings.log_format)
-    init_sentry(settings.sentry_dsn.get_secret_value() if settings.sentry_dsn else None)
+    configure_logging(settings.log_level, settings.log_format, sentry=bool(settings.sentry_dsn))
+    if settings.sentry_dsn:
+        init_sentry(settings.sentry_dsn.get_secret_value())
     return _dispatch(args, settings)
 
 

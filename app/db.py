@@ -48,16 +48,18 @@ def make_engine(database_url: str, *, timeout: float | None) -> AsyncEngine:
     rightly run long.
     """
     url = make_url(database_url)
+    # hide_parameters: statement values (emails, addresses) stay out of error messages,
+    # so out of the logs and Sentry too.
     if url.get_backend_name() == "sqlite":
         if url.database and url.database != ":memory:":
             Path(url.database).parent.mkdir(parents=True, exist_ok=True)
         # sqlite3's `timeout` is its busy timeout: how long a writer queues for the lock.
         connect_args = {} if timeout is None else {"timeout": timeout}
-        engine = create_async_engine(url, connect_args=connect_args)
+        engine = create_async_engine(url, connect_args=connect_args, hide_parameters=True)
         _configure_sqlite(engine)
         return engine
     # READ COMMITTED: stock changes rely on guarded UPDATEs, never on a repeatable snapshot.
-    options: dict[str, Any] = {"isolation_level": "READ COMMITTED"}
+    options: dict[str, Any] = {"isolation_level": "READ COMMITTED", "hide_parameters": True}
     if timeout is not None:
         options.update(connect_args={"connect_timeout": timeout}, pool_timeout=timeout)
     engine = create_async_engine(url, pool_pre_ping=True, pool_recycle=3600, **options)

@@ -1,6 +1,7 @@
-"""structlog set-up: JSON lines (or console), request id bound per request.
+"""structlog set-up: JSON lines (or console), request id bound per request, and the
+optional forwarding of errors to Sentry.
 
-Secrets are scrubbed by key name before any line is written, whoever logs them.
+Secrets are scrubbed by key name before any line is written or sent, whoever logs them.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from collections.abc import MutableMapping
 from typing import Any
 
 import structlog
+from structlog_sentry import SentryProcessor
 
 _SECRET_KEYS = ("password", "token", "authorization", "secret", "card", "cookie", "api_key")
 REDACTED = "[redacted]"
@@ -33,11 +35,14 @@ def scrub_secrets(
     _logger: Any, _name: str, event: MutableMapping[str, Any]
 ) -> MutableMapping[str, Any]:
     for key in list(event):
-        event[key] = REDACTED if _is_secret(key) else _scrub(event[key])
+        if key != "exc_info":  # rendered (or sent to Sentry) by the processors after this
+            event[key] = REDACTED if _is_secret(key) else _scrub(event[key])
     return event
 
 
-def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
+def configure_logging(level: str = "INFO", fmt: str = "json", *, sentry: bool = False) -> None:
+    """`sentry`: every error-level line also becomes a Sentry event (with its traceback
+    when it carries one), and lower ones its breadcrumbs; see `init_sentry`."""
     renderer: Any = (
         structlog.processors.JSONRenderer()
         if fmt == "json"
@@ -49,8 +54,11 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         scrub_secrets,
     ]
+    # structlog prints its lines itself, past the standard logging hooks Sentry listens
+    # on, so errors are handed to Sentry here (after scrubbing, before rendering).
+    to_sentry = [SentryProcessor(event_level=logging.ERROR)] if sentry else []
     structlog.configure(
-        processors=[*shared, structlog.processors.format_exc_info, renderer],
+        processors=[*shared, *to_sentry, structlog.processors.format_exc_info, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
         logger_factory=structlog.PrintLoggerFactory(),  # sys.stdout, looked up per line
         cache_logger_on_first_use=False,
@@ -74,12 +82,28 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
     logging.getLogger("tornado.access").disabled = True
 
 
-def init_sentry(dsn: str | None) -> None:
-    """Forward errors to Sentry when a DSN is configured."""
-    if not dsn:
-        return
+def init_sentry(dsn: str) -> None:
+    """Forward errors to Sentry: unhandled exceptions and error-level log lines (through
+    `configure_logging(sentry=True)`), and standard-library log errors of libraries."""
     import sentry_sdk
     from sentry_sdk.integrations.tornado import TornadoIntegration
 
-    # send_default_pii=False keeps headers, cookies and bodies out of Sentry events.
-    sentry_sdk.init(dsn=dsn, integrations=[TornadoIntegration()], send_default_pii=False)
+    sentry_sdk.init(
+        dsn=dsn,
+        integrations=[TornadoIntegration()],
+        # What Sentry may know of a request: its method, path and harmless headers.
+        # Bodies (addresses, passwords), cookies, user identity and local variables
+        # (tokens in flight) never leave; the SDK always filters auth headers and
+        # `token` query values.
+        data_collection={
+            "user_info": False,
+            "cookies": {"mode": "off"},
+            "http_headers": {
+                "request": {"mode": "denylist", "terms": ["forwarded", "-ip", "cookie"]}
+            },
+            "http_bodies": [],
+            "database_query_data": False,  # statement values in query breadcrumbs
+            "url_query_params": {"mode": "denylist", "terms": []},
+            "stack_frame_variables": False,
+        },
+    )

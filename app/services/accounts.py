@@ -89,13 +89,13 @@ async def register(
         full_name=full_name,
         language=language,
     )
-    try:
-        async with session.begin():
-            session.add(user)
+    async with session.begin():
+        session.add(user)
+        try:
             await session.flush()  # the unique index decides, not a prior SELECT
-            _send_verification(session, user, settings)
-    except IntegrityError as error:
-        raise errors.Conflict(EMAIL_TAKEN, fields={"email": [EMAIL_TAKEN]}) from error
+        except IntegrityError as error:  # only the user row: any other is not "taken"
+            raise errors.Conflict(EMAIL_TAKEN, fields={"email": [EMAIL_TAKEN]}) from error
+        _send_verification(session, user, settings)
     return user
 
 
