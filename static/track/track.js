@@ -393,6 +393,16 @@ function orderBody(entry) {
       stockBadge(item.product),
     ),
   );
+  const discount = order.discount_code
+    ? [
+        " · ",
+        element(
+          "span",
+          { class: "discount" },
+          `${order.discount_code} −${formatMoney(order.discount_total, order.currency)}`,
+        ),
+      ]
+    : [];
   return [
     element(
       "p",
@@ -401,6 +411,7 @@ function orderBody(entry) {
       element("time", { datetime: order.created_at }, formatDate(order.created_at)),
       " · Total ",
       element("strong", { class: "total" }, formatMoney(order.total, order.currency)),
+      ...discount,
     ),
     element("ul", { class: "items", "aria-label": "Items" }, ...items),
   ];

@@ -18,7 +18,7 @@ from app.security import create_access_token
 from handlers.realtime import GOING_AWAY
 from tests.client import ApiClient
 from tests.factories import DEFAULT_PASSWORD, create_user, log_in
-from tests.order_factories import add_product, fill_cart, place_order
+from tests.order_factories import add_discount, add_product, fill_cart, place_order
 
 # Fixtures "stripe_api" (the stand-in) and "settings" (Stripe configured against it).
 from tests.stripe_stub import stripe_api_fixture, stripe_settings_fixture  # noqa: F401
@@ -88,6 +88,7 @@ async def test_a_shopper_sees_an_order_move_live_and_catches_up_after_a_drop(
 
     page.on("websocket", note_order_feed)
     await add_product(ctx, "brass-lamp", stock=10)
+    await add_discount(ctx, "SAVE5", kind="fixed", value=500)
     buyer = await log_in(client, ctx)
     staff = await log_in(client, ctx, "staff@example.com", staff=True)
 
@@ -99,14 +100,15 @@ async def test_a_shopper_sees_an_order_move_live_and_catches_up_after_a_drop(
 
     # An order placed elsewhere appears, with its products' stock.
     await fill_cart(client, buyer.token, {"brass-lamp": 2})
-    placed = await place_order(client, buyer.token)
+    placed = await place_order(client, buyer.token, discount_code="SAVE5")
     assert placed.status == 201, placed.body
     order_id = placed.json()["id"]
     card = page.locator(f'#orders [data-order-id="{order_id}"]')
     status = card.locator(".status")
     lamp_stock = card.locator('[data-stock-for="brass-lamp"]')
     await expect(status).to_have_text("Awaiting payment")
-    await expect(card.locator(".total")).to_have_text("$39.98")
+    await expect(card.locator(".total")).to_have_text("$34.98")
+    await expect(card.locator(".discount")).to_have_text("SAVE5 −$5.00")
     await expect(card.locator(".item-name")).to_have_text("2 × Brass Lamp")
     await expect(lamp_stock).to_have_text("in stock (8)")
 
