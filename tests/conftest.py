@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Iterator
 from typing import Any
 
@@ -73,8 +74,16 @@ async def _drop_everything(url: str) -> None:
 def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     """A freshly migrated database for the whole session."""
     url = TEST_DATABASE_URL or f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('db')}/test.db"
-    asyncio.run(_drop_everything(url))
-    migrate(IsolatedSettings(debug=True, database_url=url))
+
+    def prepare() -> None:
+        asyncio.run(_drop_everything(url))
+        migrate(IsolatedSettings(debug=True, database_url=url))
+
+    # In a thread of its own: asyncio.run() (here and in the migrations) unsets the
+    # thread's event loop, which would orphan a test's loop when a module that uses its
+    # own database ran first and this fixture is first needed inside a test's set-up.
+    with ThreadPoolExecutor(max_workers=1) as thread:
+        thread.submit(prepare).result()
     return url
 
 

@@ -253,6 +253,15 @@ def logs_on_failure(*processes: OwnedProcess) -> Iterator[None]:
         raise
 
 
+@pytest.fixture(name="http")
+def http_fixture(io_loop: IOLoop) -> Iterator[AsyncHTTPClient]:
+    """A client for requests to server processes (a module that imports this fixture
+    gets it)."""
+    client = AsyncHTTPClient(force_instance=True, defaults={"request_timeout": 15})
+    yield client
+    client.close()
+
+
 @pytest.fixture(name="redis_server")
 def redis_server_fixture(io_loop: IOLoop, tmp_path: Any) -> Iterator[RedisServer]:
     """A private redis-server of the test's own, which it may kill, freeze or restart

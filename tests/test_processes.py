@@ -39,21 +39,15 @@ from tests.processes import (
     stop_all,
 )
 
-# Fixture "redis_server": a private Redis the test may kill, freeze or restart.
-from tests.processes import redis_server_fixture  # noqa: F401
+# Fixtures "http", a client for the processes, and "redis_server", a private Redis the
+# test may kill, freeze or restart.
+from tests.processes import http_fixture, redis_server_fixture  # noqa: F401
 from tests.stripe_stub import SECRET_KEY as STRIPE_SECRET_KEY
 from tests.stripe_stub import StripeStub
 
 MESSAGE_SECONDS = 5.0
 # Redis re-subscription backs off up to 5 s between attempts (app/hub.py).
 RECOVERY_SECONDS = 20.0
-
-
-@pytest.fixture
-def http(io_loop: IOLoop) -> Iterator[AsyncHTTPClient]:
-    client = AsyncHTTPClient(force_instance=True, defaults={"request_timeout": 15})
-    yield client
-    client.close()
 
 
 @pytest.fixture

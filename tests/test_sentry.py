@@ -39,6 +39,9 @@ from tests.order_factories import (
 )
 from tests.processes import ShopServer, logs_on_failure, poll, server_settings, stop_all
 
+# Fixture "http": a client for the server process.
+from tests.processes import http_fixture  # noqa: F401
+
 EVENT_SECONDS = 10.0
 COOKIE = "session=cookie-that-must-stay-home"
 
@@ -135,13 +138,6 @@ def sentry(io_loop: IOLoop) -> Iterator[SentryStandIn]:
     io_loop.run_sync(stand_in.start)
     yield stand_in
     stand_in.stop()
-
-
-@pytest.fixture
-def http(io_loop: IOLoop) -> Iterator[AsyncHTTPClient]:
-    client = AsyncHTTPClient(force_instance=True, defaults={"request_timeout": 15})
-    yield client
-    client.close()
 
 
 @pytest.fixture
