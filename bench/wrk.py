@@ -1,0 +1,62 @@
+"""HTTP load from a separate process: wrk (the Debian package), its output parsed."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess  # nosec B404 - runs wrk
+from dataclasses import dataclass
+
+THREADS = 2
+CONNECTIONS = 64
+SECONDS = int(os.environ.get("BENCH_SECONDS", "10"))
+_RATE = re.compile(r"^Requests/sec:\s+([\d.]+)", re.MULTILINE)
+_PERCENTILE = re.compile(r"^\s+(50|99)(?:\.000)?%\s+([\d.]+)(us|ms|s)\s*$", re.MULTILINE)
+_UNSUCCESSFUL = re.compile(r"Non-2xx or 3xx responses: (\d+)")
+_SOCKET_ERRORS = re.compile(r"Socket errors: (.*)")
+_MILLISECONDS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+class WrkMissing(RuntimeError):
+    """wrk is not installed."""
+
+
+@dataclass(frozen=True)
+class Load:
+    """One wrk run: requests per second and latency percentiles (milliseconds)."""
+
+    rate: float
+    p50_ms: float
+    p99_ms: float
+
+
+def wrk_path() -> str:
+    """Where wrk is; WrkMissing (saying how to get it) when it is not on PATH."""
+    path = shutil.which("wrk")
+    if path is None:
+        raise WrkMissing("wrk is not installed (Debian/Ubuntu: apt-get install wrk)")
+    return path
+
+
+def run_wrk(url: str, headers: dict[str, str] | None = None) -> Load:
+    """`wrk -t2 -c64 -d<BENCH_SECONDS>s --latency url`. RuntimeError when wrk fails or
+    any answer was an error or a socket error occurred."""
+    command = [wrk_path(), f"-t{THREADS}", f"-c{CONNECTIONS}", f"-d{SECONDS}s", "--latency"]
+    for name, value in (headers or {}).items():
+        command += ["-H", f"{name}: {value}"]
+    result = subprocess.run(  # nosec B603 - fixed arguments
+        [*command, url], capture_output=True, text=True, timeout=SECONDS + 60
+    )
+    output = result.stdout
+    rate = _RATE.search(output)
+    if result.returncode != 0 or rate is None:
+        raise RuntimeError(f"wrk {url} failed:\n{output}{result.stderr}")
+    for problem in (_UNSUCCESSFUL.search(output), _SOCKET_ERRORS.search(output)):
+        if problem is not None:
+            raise RuntimeError(f"wrk {url}: {problem.group(0)}\n{output}")
+    percentiles = {
+        share: float(value) * _MILLISECONDS[unit]
+        for share, value, unit in _PERCENTILE.findall(output)
+    }
+    return Load(rate=float(rate.group(1)), p50_ms=percentiles["50"], p99_ms=percentiles["99"])
