@@ -167,11 +167,15 @@ def report(loads: dict[str, list[tuple[Load, Load]]], notes: list[str]) -> list[
         "|---|---:|---:|---|---:|---|---|---:|---:|---:|",
     ]
     targets = {s.name: s.target for group in GROUPS for s in group.scenarios}
+    errors = []
     for name, pairs in loads.items():
         ratios = sorted(figure.rate / baseline.rate for figure, baseline in pairs)
         ratio = median(ratios)
         target = targets[name]
         verdict = "-" if target is None else ("met" if ratio >= target else "missed")
+        failed = sum(figure.errors + baseline.errors for figure, baseline in pairs)
+        if failed:
+            errors.append(f"{name}: {failed} answers were errors (counted in req/s).")
         lines.append(
             f"| {name} | {median([f.rate for f, _ in pairs]):.0f} "
             f"| {median([b.rate for _, b in pairs]):.0f} "
@@ -192,6 +196,7 @@ def report(loads: dict[str, list[tuple[Load, Load]]], notes: list[str]) -> list[
         f"{BEFORE_COMMIT}, before cached reads kept encoded bytes and generations "
         "in-process (a hit then read the generation and the body from the cache backend, "
         "decoded the JSON and encoded it again).",
+        *errors,
         *notes,
     ]
     return lines

@@ -26,11 +26,13 @@ class WrkMissing(RuntimeError):
 
 @dataclass(frozen=True)
 class Load:
-    """One wrk run: requests per second and latency percentiles (milliseconds)."""
+    """One wrk run: requests per second, latency percentiles (milliseconds), and how
+    many answers were errors (an overloaded server may answer 503)."""
 
     rate: float
     p50_ms: float
     p99_ms: float
+    errors: int
 
 
 def wrk_path() -> str:
@@ -42,8 +44,8 @@ def wrk_path() -> str:
 
 
 def run_wrk(url: str, headers: dict[str, str] | None = None) -> Load:
-    """`wrk -t2 -c64 -d<BENCH_SECONDS>s --latency url`. RuntimeError when wrk fails, an
-    answer was an error or a socket error (a timeout included) occurred."""
+    """`wrk -t2 -c64 -d<BENCH_SECONDS>s --latency url`. RuntimeError when wrk fails or
+    a socket error (a timeout included) occurred."""
     command = [wrk_path(), f"-t{THREADS}", f"-c{CONNECTIONS}", f"-d{SECONDS}s", "--latency"]
     command.append(f"--timeout={TIMEOUT_SECONDS}s")
     for name, value in (headers or {}).items():
@@ -55,11 +57,17 @@ def run_wrk(url: str, headers: dict[str, str] | None = None) -> Load:
     rate = _RATE.search(output)
     if result.returncode != 0 or rate is None:
         raise RuntimeError(f"wrk {url} failed:\n{output}{result.stderr}")
-    for problem in (_UNSUCCESSFUL.search(output), _SOCKET_ERRORS.search(output)):
-        if problem is not None:
-            raise RuntimeError(f"wrk {url}: {problem.group(0)}\n{output}")
+    socket_errors = _SOCKET_ERRORS.search(output)
+    if socket_errors is not None:
+        raise RuntimeError(f"wrk {url}: {socket_errors.group(0)}\n{output}")
+    unsuccessful = _UNSUCCESSFUL.search(output)
     percentiles = {
         share: float(value) * _MILLISECONDS[unit]
         for share, value, unit in _PERCENTILE.findall(output)
     }
-    return Load(rate=float(rate.group(1)), p50_ms=percentiles["50"], p99_ms=percentiles["99"])
+    return Load(
+        rate=float(rate.group(1)),
+        p50_ms=percentiles["50"],
+        p99_ms=percentiles["99"],
+        errors=int(unsuccessful.group(1)) if unsuccessful else 0,
+    )
