@@ -38,8 +38,10 @@ class AppContext:
     requests_in_flight: int = 0  # counted by BaseHandler, awaited at shutdown
 
     async def start(self) -> None:
-        """Connect what runs in the background (the hub's Redis subscription)."""
+        """Connect what runs in the background (the hub's and the cache's Redis
+        subscriptions)."""
         await self.hub.start()
+        await self.cache.start()
 
     async def close(self) -> None:
         await self.hub.close()
@@ -57,7 +59,12 @@ def create_context(settings: Settings) -> AppContext:
     redis = make_redis(settings.redis_url) if settings.redis_url else None
     metrics = Metrics()
     redis_health = RedisHealth(metrics)  # one for the cache, the limiter and the hub
-    cache = ResponseCache(make_cache(settings.redis_url), settings.cache_ttl, redis_health)
+    cache = ResponseCache(
+        make_cache(settings.redis_url),
+        settings.cache_ttl,
+        redis_health,
+        redis=redis,
+    )
     hub = make_hub(redis, redis_health)
     after_commit = AfterCommit(cache, hub)
     return AppContext(

@@ -70,6 +70,11 @@ class RedisHealth:
         self._next_try = 0.0
         self.outages = 0
 
+    @property
+    def available(self) -> bool:
+        """Whether Redis answered the last call made to it (no outage under way)."""
+        return self._down_since is None
+
     def should_try(self, use: str) -> bool:
         """Whether to call Redis now: always while it answers; during an outage, once per
         cool-down (the caller that gets True is the one that tries). A call skipped is

@@ -77,17 +77,24 @@ class RunningServer:
 def server(env: dict[str, str], log_path: Path) -> Iterator[RunningServer]:
     """`python -m app serve` on a free loopback port, its output in `log_path`."""
     port = free_port()
+    command = [sys.executable, "-m", "app", "serve"]
+    with spawn(command, {**env, "PORT": str(port)}, log_path, port) as pid:
+        yield RunningServer(url=f"http://127.0.0.1:{port}", pid=pid)
+
+
+@contextmanager
+def spawn(
+    command: list[str], env: dict[str, str] | None, log_path: Path, port: int
+) -> Iterator[int]:
+    """`command` started from the project's folder, its output in `log_path`; its pid
+    once it listens on `port`. Terminated on leaving."""
     with open(log_path, "wb") as log:
-        process = subprocess.Popen(  # nosec B603 - fixed arguments
-            [sys.executable, "-m", "app", "serve"],
-            cwd=ROOT,
-            env={**env, "PORT": str(port)},
-            stdout=log,
-            stderr=log,
+        process = subprocess.Popen(  # nosec B603 - this project's own commands
+            command, cwd=ROOT, env=env, stdout=log, stderr=log
         )
     try:
         wait_until_listening(port, log_path)
-        yield RunningServer(url=f"http://127.0.0.1:{port}", pid=process.pid)
+        yield process.pid
     finally:
         process.terminate()
         process.wait(timeout=30)

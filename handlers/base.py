@@ -30,7 +30,7 @@ from app.messages import (
     NUL_CHARACTER,
     FieldMessage,
 )
-from app.schemas.common import PageParams, Pagination
+from app.schemas.common import PageParams, Pagination, encode_json
 from app.services import accounts
 from models.accounts import User
 
@@ -249,23 +249,32 @@ class BaseHandler(tornado.web.RequestHandler):
         self.set_status(status)
         if isinstance(data, BaseModel):
             data = data.model_dump(mode="json")
-        self.finish(json.dumps(data, separators=(",", ":"), ensure_ascii=False))
+        self.finish(encode_json(data))
+
+    def write_encoded(self, body: bytes) -> None:
+        """Send a JSON body encoded before (a cached one) as it is."""
+        self.finish(body)
 
     def write_page(self, results: list[Any], *, count: int, params: Pagination) -> None:
         """The list envelope of DESIGN §4 with absolute next/previous links."""
+        items = [r.model_dump(mode="json") if isinstance(r, BaseModel) else r for r in results]
+        self.write_encoded_page(encode_json(items), count=count, params=params)
+
+    def write_encoded_page(self, results_json: bytes, *, count: int, params: Pagination) -> None:
+        """write_page() around a results array encoded before (a cached one): only the
+        envelope is encoded here."""
         last_page = max(1, -(-count // params.page_size))
-        self.write_json(
+        envelope = encode_json(
             {
                 "count": count,
                 "page": params.page,
                 "page_size": params.page_size,
                 "next": self._page_url(params.page + 1) if params.page < last_page else None,
                 "previous": self._page_url(params.page - 1) if params.page > 1 else None,
-                "results": [
-                    r.model_dump(mode="json") if isinstance(r, BaseModel) else r for r in results
-                ],
             }
         )
+        # The envelope's closing brace gives way to the results, last as they always were.
+        self.finish(envelope[:-1] + b',"results":' + results_json + b"}")
 
     def _page_url(self, page: int) -> str:
         query = self.query_arguments()

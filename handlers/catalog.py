@@ -27,7 +27,7 @@ class CategoriesHandler(BaseHandler):
         page = self.pagination()
         async with self.ctx.sessionmaker() as session:
             listing = await catalog.category_listing(session, cache=self.ctx.cache, page=page)
-        self.write_page(listing.results, count=listing.count, params=page)
+        self.write_encoded_page(listing.results_json, count=listing.count, params=page)
 
     @endpoint(
         "Create a category",
@@ -49,7 +49,7 @@ class CategoryHandler(BaseHandler):
     async def get(self, slug: str) -> None:
         async with self.ctx.sessionmaker() as session:
             detail = await catalog.category_detail(session, cache=self.ctx.cache, slug=slug)
-        self.write_json(detail)
+        self.write_encoded(detail)
 
     @endpoint(
         "Change a category",
@@ -89,7 +89,7 @@ class ProductsHandler(BaseHandler):
                 page=page,
                 include_inactive=viewer_is_staff(self),
             )
-        self.write_page(listing.results, count=listing.count, params=page)
+        self.write_encoded_page(listing.results_json, count=listing.count, params=page)
 
     @endpoint(
         "Create a product",
@@ -113,7 +113,7 @@ class ProductHandler(BaseHandler):
             detail = await catalog.product_detail(
                 session, cache=self.ctx.cache, slug=slug, include_inactive=viewer_is_staff(self)
             )
-        self.write_json(detail)
+        self.write_encoded(detail)
 
     @endpoint(
         "Change a product (stock included)",

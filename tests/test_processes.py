@@ -166,6 +166,37 @@ async def test_a_stock_edit_on_one_process_reaches_inventory_sockets_on_another(
             assert await next_message(both_on_a) == stock_event("brass-lamp", 42)
 
 
+async def test_a_catalog_edit_on_one_process_shows_at_once_in_what_another_caches(
+    ctx: AppContext,
+    app: ShopApplication,
+    http: AsyncHTTPClient,
+    redis_server: RedisServer,
+    servers: tuple[ShopServer, ShopServer],
+) -> None:
+    a, b = servers
+    await add_product(ctx, "brass-lamp", stock=10)
+    on_a, on_b = a.api(http, app), b.api(http, app)
+
+    async def price_on_b() -> str:
+        for _ in range(2):  # the second answer is B's own copy
+            response = await on_b.get("catalog:product", "brass-lamp")
+            assert response.status == 200, response.body
+        return str(response.json()["price"])
+
+    with logs_on_failure(a, b):
+        staff = await log_in(on_a, ctx, "staff@example.com", staff=True)
+        before = await price_on_b()
+        for price in ("12.00", "13.00"):
+            changed = await on_a.patch(
+                "catalog:product", "brass-lamp", json={"price": price}, token=staff.token
+            )
+            assert changed.status == 200, changed.body
+            assert await price_on_b() == price != before
+            # A restarted Redis starts its generations again: B's copies go with it.
+            redis_server.kill()
+            await redis_server.start_and_wait()
+
+
 async def test_processes_keep_serving_without_redis_and_reconnect_when_it_returns(
     ctx: AppContext,
     app: ShopApplication,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -139,6 +140,11 @@ class RequestModel(BaseModel):
         if isinstance(value, str) and "\0" in value:
             raise PydanticCustomError("nul_character", "null character")
         return value
+
+
+def encode_json(value: Any) -> bytes:
+    """The one JSON encoding of responses: compact, UTF-8, non-ASCII left as it is."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 class PageParams(BaseModel):

@@ -1,7 +1,8 @@
 """Catalog: categories and products, and the cached responses that show them.
 
-Reads go through the response cache (one group, CATALOG_CACHE_GROUP); every write
-invalidates the group once its transaction has committed, so the next read shows it.
+Reads go through the response cache (one group, CATALOG_CACHE_GROUP) as encoded JSON,
+so that a hit is sent as it is; every write invalidates the group once its transaction
+has committed, so the next read shows it.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from app.schemas.catalog import (
     ProductQuery,
     ProductUpdate,
 )
-from app.schemas.common import Pagination
+from app.schemas.common import Pagination, encode_json
 from app.services.inventory import StockLevel, stock_events
 from app.services.slugs import flush_slug, insert_with_slug
 from models.base import utcnow
@@ -49,10 +50,20 @@ PRODUCT_COLUMNS = {"price": "price_cents"}
 
 @dataclass(frozen=True)
 class Listing:
-    """One page of a list: `results` are JSON-ready dicts (they may come from the cache)."""
+    """One page of a list: how many items the whole list has, and the page's items as a
+    JSON array, encoded once (it may come from the cache)."""
 
     count: int
-    results: list[dict[str, Any]]
+    results_json: bytes
+
+    def encode(self) -> bytes:
+        """As one cached value: the count, a space, the array."""
+        return b"%d %s" % (self.count, self.results_json)
+
+    @classmethod
+    def decode(cls, value: bytes) -> Listing:
+        count, _, results_json = value.partition(b" ")
+        return cls(count=int(count), results_json=results_json)
 
 
 def cache_key(resource: str, params: Mapping[str, object]) -> str:
@@ -98,35 +109,27 @@ async def category_listing(
 ) -> Listing:
     """Categories by name, one page, cached."""
 
-    async def load() -> dict[str, Any]:
+    async def load() -> bytes:
         rows, count = await fetch_page(
             session, select(Category).order_by(Category.name, Category.id), page
         )
-        return {
-            "count": count,
-            "results": [CategoryOut.model_validate(c).model_dump(mode="json") for c in rows],
-        }
+        results = [CategoryOut.model_validate(c).model_dump(mode="json") for c in rows]
+        return Listing(count=count, results_json=encode_json(results)).encode()
 
     key = cache_key("categories", {"page": page.page, "page_size": page.page_size})
-    value = await cache.get_or_load(CATALOG_CACHE_GROUP, key, load)
-    return Listing(count=value["count"], results=value["results"])
+    return Listing.decode(await cache.get_or_load(CATALOG_CACHE_GROUP, key, load))
 
 
-async def category_detail(
-    session: AsyncSession, *, cache: ResponseCache, slug: str
-) -> dict[str, Any]:
-    """The category as its JSON response, cached. Raises NotFound (never cached)."""
+async def category_detail(session: AsyncSession, *, cache: ResponseCache, slug: str) -> bytes:
+    """The category as its encoded JSON response, cached. Raises NotFound (never cached)."""
 
-    async def load() -> dict[str, Any]:
+    async def load() -> bytes:
         category = await session.scalar(select(Category).where(Category.slug == slug))
         if category is None:
             raise errors.NotFound()
-        return CategoryOut.model_validate(category).model_dump(mode="json")
+        return encode_json(CategoryOut.model_validate(category).model_dump(mode="json"))
 
-    detail: dict[str, Any] = await cache.get_or_load(
-        CATALOG_CACHE_GROUP, cache_key("category", {"slug": slug}), load
-    )
-    return detail
+    return await cache.get_or_load(CATALOG_CACHE_GROUP, cache_key("category", {"slug": slug}), load)
 
 
 async def create_category(session: AsyncSession, *, data: CategoryIn) -> Category:
@@ -203,7 +206,7 @@ async def product_listing(
     ValidationFailed (`fields.category`) when the category filter names no category.
     """
 
-    async def load() -> dict[str, Any]:
+    async def load() -> bytes:
         conditions: list[ColumnElement[bool]] = []
         if not include_inactive:
             conditions.append(Product.is_active.is_(True))
@@ -222,29 +225,26 @@ async def product_listing(
             page,
             joinedload(Product.category),
         )
-        return {
-            "count": count,
-            "results": [ProductOut.model_validate(p).model_dump(mode="json") for p in rows],
-        }
+        results = [ProductOut.model_validate(p).model_dump(mode="json") for p in rows]
+        return Listing(count=count, results_json=encode_json(results)).encode()
 
     params = query.model_dump(exclude={"page", "page_size"})
     params.update(page=page.page, page_size=page.page_size, inactive=include_inactive)
-    value = await cache.get_or_load(CATALOG_CACHE_GROUP, cache_key("products", params), load)
-    return Listing(count=value["count"], results=value["results"])
+    key = cache_key("products", params)
+    return Listing.decode(await cache.get_or_load(CATALOG_CACHE_GROUP, key, load))
 
 
 async def product_detail(
     session: AsyncSession, *, cache: ResponseCache, slug: str, include_inactive: bool
-) -> dict[str, Any]:
-    """The product as its JSON response, cached. Raises NotFound (never cached)."""
+) -> bytes:
+    """The product as its encoded JSON response, cached. Raises NotFound (never cached)."""
 
-    async def load() -> dict[str, Any]:
+    async def load() -> bytes:
         product = await require_product(session, slug=slug, include_inactive=include_inactive)
-        return ProductOut.model_validate(product).model_dump(mode="json")
+        return encode_json(ProductOut.model_validate(product).model_dump(mode="json"))
 
     key = cache_key("product", {"slug": slug, "inactive": include_inactive})
-    detail: dict[str, Any] = await cache.get_or_load(CATALOG_CACHE_GROUP, key, load)
-    return detail
+    return await cache.get_or_load(CATALOG_CACHE_GROUP, key, load)
 
 
 async def create_product(session: AsyncSession, *, data: ProductIn) -> Product:

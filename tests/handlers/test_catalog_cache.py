@@ -127,3 +127,39 @@ async def test_what_staff_see_never_reaches_shoppers_through_the_cache(
     assert (await client.get("catalog:product", "old-lamp", token=staff.token)).status == 200
     assert (await client.get("catalog:products")).json()["count"] == 0
     assert (await client.get("catalog:product", "old-lamp")).status == 404
+
+
+async def test_a_cached_answer_is_byte_for_byte_the_first_with_the_same_etag(
+    client: ApiClient, ctx: AppContext
+) -> None:
+    lighting = await create_category(ctx, "Lighting")
+    await create_product(ctx, "Brass Desk Lamp", category=lighting, description="Laiton – 40 cm")
+    await create_product(ctx, "Copper Lamp")
+    for fetch in (
+        lambda: client.get("catalog:products", query="page_size=1"),
+        lambda: client.get("catalog:product", "brass-desk-lamp"),
+        lambda: client.get("catalog:categories"),
+    ):
+        first = await fetch()
+        cached = await served_from_cache(ctx, fetch)
+        assert cached.body == first.body
+        assert cached.headers["ETag"] == first.headers["ETag"]
+        assert cached.headers["Content-Type"] == "application/json; charset=UTF-8"
+
+
+async def test_a_catalog_read_answers_its_etag_with_304_until_the_catalog_changes(
+    client: ApiClient, ctx: AppContext
+) -> None:
+    await create_product(ctx, "Brass Desk Lamp", price="10.00")
+    staff = await log_in(client, ctx, "staff@example.com", staff=True)
+    for route, args in (("catalog:products", ()), ("catalog:product", ("brass-desk-lamp",))):
+        tag = (await client.get(route, *args)).headers["ETag"]
+        revalidated = await client.get(route, *args, headers={"If-None-Match": tag})
+        assert (revalidated.status, revalidated.body) == (304, b"")
+    tag = (await client.get("catalog:product", "brass-desk-lamp")).headers["ETag"]
+    await client.patch(
+        "catalog:product", "brass-desk-lamp", json={"price": "12.00"}, token=staff.token
+    )
+    changed = await client.get("catalog:product", "brass-desk-lamp", headers={"If-None-Match": tag})
+    assert changed.status == 200
+    assert changed.json()["price"] == "12.00"

@@ -55,18 +55,18 @@ async def test_what_was_loaded_while_the_catalog_changed_is_not_served_later(
 ) -> None:
     loads: list[str] = []
 
-    async def load_during_a_write() -> str:
+    async def load_during_a_write() -> bytes:
         loads.append("stale")
         await ctx.cache.invalidate(CATALOG_CACHE_GROUP)  # a write commits meanwhile
-        return "stale"
+        return b"stale"
 
-    async def load_after() -> str:
+    async def load_after() -> bytes:
         loads.append("fresh")
-        return "fresh"
+        return b"fresh"
 
-    assert await ctx.cache.get_or_load(CATALOG_CACHE_GROUP, "k", load_during_a_write) == "stale"
-    assert await ctx.cache.get_or_load(CATALOG_CACHE_GROUP, "k", load_after) == "fresh"
-    assert await ctx.cache.get_or_load(CATALOG_CACHE_GROUP, "k", load_after) == "fresh"
+    assert await ctx.cache.get_or_load(CATALOG_CACHE_GROUP, "k", load_during_a_write) == b"stale"
+    assert await ctx.cache.get_or_load(CATALOG_CACHE_GROUP, "k", load_after) == b"fresh"
+    assert await ctx.cache.get_or_load(CATALOG_CACHE_GROUP, "k", load_after) == b"fresh"
     assert loads == ["stale", "fresh"]
 
 
@@ -74,8 +74,11 @@ async def test_what_was_loaded_while_the_catalog_changed_is_not_served_later(
 async def test_a_zero_ttl_turns_the_cache_off(ctx: AppContext) -> None:
     calls: list[int] = []
 
-    async def load() -> int:
+    async def load() -> bytes:
         calls.append(len(calls) + 1)
-        return calls[-1]
+        return b"%d" % calls[-1]
 
-    assert [await ctx.cache.get_or_load(CATALOG_CACHE_GROUP, "k", load) for _ in range(2)] == [1, 2]
+    assert [await ctx.cache.get_or_load(CATALOG_CACHE_GROUP, "k", load) for _ in range(2)] == [
+        b"1",
+        b"2",
+    ]
