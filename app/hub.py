@@ -2,7 +2,13 @@
 every process's.
 
 Listeners are plain functions that must not block (a websocket listener only queues a
-frame): publishing never waits on a socket. The Redis hub delivers locally first and
+frame): publishing never waits on a socket. Nor does it wait for the listeners to be
+called: each event is queued with the listeners subscribed when it was published, and
+a dispatcher calls them from the next turn of the event loop on, DISPATCH_SLICE at a
+time, so the request that published answers first and a fan-out to thousands of
+sockets does not hold up other requests for its whole length. Events are dispatched in
+the order they were published, each to all of its listeners before the next; a
+listener that unsubscribes meanwhile is not called. The Redis hub delivers locally first and
 then publishes once to Redis; each process holds a single pub/sub subscription and
 fans out what other processes published to its own listeners. While Redis is away,
 local delivery goes on, publishing to Redis is skipped while RedisHealth says so, the
@@ -14,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections import deque
 from collections.abc import Callable
 from typing import Protocol
 
@@ -31,6 +38,8 @@ Listener = Callable[[Event], None]
 _FIRST_RETRY, _MAX_RETRY = 0.1, 5.0
 # How long one wait for a Redis message lasts before the loop looks again.
 _POLL_SECONDS = 1.0
+# Listeners called per turn of the event loop while an event is dispatched.
+DISPATCH_SLICE = 250
 
 
 class Hub(Protocol):
@@ -50,6 +59,8 @@ class InProcessHub:
 
     def __init__(self) -> None:
         self._listeners: dict[str, set[Listener]] = {}
+        self._queue: deque[tuple[Event, list[Listener]]] = deque()
+        self._dispatching: asyncio.Task[None] | None = None
 
     def subscribe(self, channel: str, listener: Listener) -> Callable[[], None]:
         self._listeners.setdefault(channel, set()).add(listener)
@@ -63,19 +74,39 @@ class InProcessHub:
         self.deliver(event)
 
     def deliver(self, event: Event) -> None:
-        """Hand `event` to every local listener of its channel."""
-        # A snapshot: a listener may unsubscribe (its socket closing) while called.
-        for listener in list(self._listeners.get(event.channel, ())):
-            try:
-                listener(event)
-            except Exception:  # one broken listener must not stop the others
-                log.exception("event_listener_failed", channel=event.channel)
+        """Queue `event` for the local listeners of its channel (see above)."""
+        listeners = list(self._listeners.get(event.channel, ()))
+        if not listeners:
+            return
+        self._queue.append((event, listeners))
+        if self._dispatching is None or self._dispatching.done():
+            self._dispatching = asyncio.get_running_loop().create_task(self._dispatch())
+
+    async def _dispatch(self) -> None:
+        while self._queue:
+            event, listeners = self._queue.popleft()
+            # Listeners of the moment of publishing that are still subscribed.
+            current = self._listeners.get(event.channel, set())
+            for start in range(0, len(listeners), DISPATCH_SLICE):
+                if start:
+                    await asyncio.sleep(0)  # one turn of the loop for everything else
+                for listener in listeners[start : start + DISPATCH_SLICE]:
+                    if listener not in current:
+                        continue
+                    try:
+                        listener(event)
+                    except Exception:  # one broken listener must not stop the others
+                        log.exception("event_listener_failed", channel=event.channel)
 
     async def start(self) -> None:
         """Nothing to connect in-process."""
 
     async def close(self) -> None:
         self._listeners.clear()
+        self._queue.clear()
+        if self._dispatching is not None:
+            self._dispatching.cancel()
+            await asyncio.gather(self._dispatching, return_exceptions=True)
 
 
 class RedisHub(InProcessHub):

@@ -10,9 +10,15 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import catalog, checkout_subscribers
+from bench import catalog, checkout, checkout_subscribers, fanout, reconnect_storm
 
-BENCHMARKS = {"catalog": catalog, "checkout_subscribers": checkout_subscribers}
+BENCHMARKS = {
+    "catalog": catalog,
+    "checkout_subscribers": checkout_subscribers,
+    "checkout": checkout,
+    "fanout": fanout,
+    "reconnect_storm": reconnect_storm,
+}
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.md"
 
 

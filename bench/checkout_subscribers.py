@@ -20,9 +20,7 @@ does not depend on the role.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -32,7 +30,6 @@ from typing import Any
 from tornado.httpclient import AsyncHTTPClient
 
 from bench.common import (
-    ROOT,
     RunningServer,
     fresh_environment,
     percentile,
@@ -41,7 +38,7 @@ from bench.common import (
     run_cli,
     server,
 )
-from bench.idle_subscribers import SPARE_FILES
+from bench.idle_subscribers import SPARE_FILES, subscribers
 
 TITLE = "Checkout latency with idle inventory subscribers"
 CHECKOUTS = int(os.environ.get("BENCH_CHECKOUTS", "200"))
@@ -62,8 +59,6 @@ ADDRESS = {
     "postal_code": "LS1 1AA",
     "country": "GB",
 }
-# How long the subscribers may take to connect and receive their snapshots.
-READY_SECONDS = 300
 
 
 @dataclass(frozen=True)
@@ -148,30 +143,10 @@ async def measure_with_subscribers(
     changes = CHECKOUTS if kind == WATCHING else 0
     address = f"{running.ws_url}/ws/inventory?products={watched}"
     before = running.resident_kib()
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bench.idle_subscribers",
-        address,
-        str(SUBSCRIBERS),
-        cwd=ROOT,
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-    )
-    assert process.stdin is not None and process.stdout is not None  # both piped above
-    try:
-        ready = await asyncio.wait_for(process.stdout.readline(), READY_SECONDS)
-        if ready.strip() != b"ready":
-            raise RuntimeError(f"subscribers did not connect: {ready!r}")
+    async with subscribers(SUBSCRIBERS, address) as process:
         after = running.resident_kib()
         latencies = await shop.checkouts(tokens, product, CHECKOUTS)
-        process.stdin.write(f"{changes}\n".encode())
-        await process.stdin.drain()
-        delivery = json.loads(await process.stdout.readline())
-    finally:
-        if process.returncode is None:
-            process.terminate()
-        await process.wait()
+        delivery = await process.delivered(changes)
     return Round(kind, latencies, before, after, delivery)
 
 

@@ -1,7 +1,10 @@
-"""What the benchmarks share: a fresh database, a real server process, JSON requests."""
+"""What the benchmarks share: a fresh database (SQLite, or the MariaDB one named by
+BENCH_DATABASE_URL), a real server process, a private Redis, load processes and JSON
+requests."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import os
@@ -17,9 +20,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import aiomysql
+from sqlalchemy.engine import make_url
 from tornado.httpclient import AsyncHTTPClient
 
 ROOT = Path(__file__).resolve().parent.parent
+# Emptied and migrated by the benchmarks that use it: never point it at data to keep.
+BENCH_DATABASE_URL = os.environ.get(
+    "BENCH_DATABASE_URL", "mysql+aiomysql://root@127.0.0.1:3306/shop_bench"
+)
 # A slow answer is a figure to report, not a failure: wait far longer than HTTP clients do.
 REQUEST_TIMEOUT = 300
 
@@ -30,14 +39,18 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def fresh_environment(folder: str, **overrides: str) -> dict[str, str]:
+def fresh_environment(
+    folder: str, *, database_url: str | None = None, **overrides: str
+) -> dict[str, str]:
     """The environment of a production-like server (DEBUG off, no Redis) on a new,
-    migrated SQLite database in `folder`."""
+    migrated database: `database_url` (emptied first) or SQLite in `folder`."""
+    if database_url is not None:
+        asyncio.run(empty_mariadb(database_url))
     env = {
         **os.environ,
         "DEBUG": "false",
         "SECRET_KEY": secrets.token_urlsafe(48),
-        "DATABASE_URL": f"sqlite+aiosqlite:///{folder}/bench.db",
+        "DATABASE_URL": database_url or f"sqlite+aiosqlite:///{folder}/bench.db",
         "LOG_LEVEL": "WARNING",
         **overrides,
     }
@@ -74,11 +87,14 @@ class RunningServer:
 
 
 @contextmanager
-def server(env: dict[str, str], log_path: Path) -> Iterator[RunningServer]:
-    """`python -m app serve` on a free loopback port, its output in `log_path`."""
+def server(
+    env: dict[str, str], log_path: Path, command: tuple[str, ...] = ("app", "serve")
+) -> Iterator[RunningServer]:
+    """`python -m app serve` (or `python -m <command>`) on a free loopback port given
+    as PORT, its output in `log_path`."""
     port = free_port()
-    command = [sys.executable, "-m", "app", "serve"]
-    with spawn(command, {**env, "PORT": str(port)}, log_path, port) as pid:
+    argv = [sys.executable, "-m", *command]
+    with spawn(argv, {**env, "PORT": str(port)}, log_path, port) as pid:
         yield RunningServer(url=f"http://127.0.0.1:{port}", pid=pid)
 
 
@@ -95,6 +111,10 @@ def spawn(
     try:
         wait_until_listening(port, log_path)
         yield process.pid
+    except BaseException:
+        # The log goes with the temporary folder: show its end beside the failure.
+        print(log_path.read_text(errors="replace")[-3000:], file=sys.stderr)
+        raise
     finally:
         process.terminate()
         process.wait(timeout=30)
@@ -144,3 +164,96 @@ def percentile(values: list[float], fraction: float) -> float:
     """Nearest-rank percentile of `values` (0 < fraction <= 1)."""
     ordered = sorted(values)
     return ordered[max(1, math.ceil(len(ordered) * fraction)) - 1]
+
+
+async def connect_mariadb(database_url: str) -> aiomysql.Connection:
+    """A plain aiomysql connection (autocommit) to the database of `database_url`."""
+    url = make_url(database_url)
+    return await aiomysql.connect(
+        host=url.host,
+        port=url.port or 3306,
+        user=url.username,
+        password=url.password or "",
+        db=url.database,
+        autocommit=True,
+        connect_timeout=5,
+    )
+
+
+async def mariadb_unreachable(database_url: str) -> str | None:
+    """Why `database_url` cannot be used, or None when it answers."""
+    try:
+        connection = await connect_mariadb(database_url)
+    except Exception as error:  # whatever the reason, the benchmark reports and skips
+        return f"{type(error).__name__}: {error}"
+    connection.close()
+    return None
+
+
+async def empty_mariadb(database_url: str) -> None:
+    """Drop every table of the database, so that `migrate` starts from nothing."""
+    connection = await connect_mariadb(database_url)
+    try:
+        async with connection.cursor() as cursor:
+            await cursor.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = %s",
+                (make_url(database_url).database,),
+            )
+            tables = [row[0] for row in await cursor.fetchall()]
+            if tables:
+                await cursor.execute("SET SESSION foreign_key_checks = 0")
+                await cursor.execute("DROP TABLE " + ", ".join(f"`{table}`" for table in tables))
+    finally:
+        connection.close()
+
+
+@contextmanager
+def redis_server(folder: str) -> Iterator[str]:
+    """A private redis-server on a free loopback port, persisting nothing; its URL."""
+    port = free_port()
+    log_path = Path(folder) / f"redis-{port}.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(  # nosec B603 B607 - fixed arguments
+            [
+                "redis-server",
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ],
+            stdout=log,
+            stderr=log,
+        )
+    try:
+        wait_until_listening(port, log_path)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+async def run_load(module: str, *args: str, stdin: Any) -> Any:
+    """Run `python -m <module> <args>` with `stdin` as JSON on its standard input; the
+    JSON line it prints."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        module,
+        *args,
+        cwd=ROOT,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    output, _ = await process.communicate(json.dumps(stdin).encode())
+    if process.returncode != 0:
+        raise RuntimeError(f"python -m {module} failed with exit code {process.returncode}")
+    return json.loads(output)
+
+
+def milliseconds(values: list[float]) -> str:
+    """p50 / p99 of `values` (seconds), in milliseconds."""
+    return f"{percentile(values, 0.50) * 1000:.1f} / {percentile(values, 0.99) * 1000:.1f}"

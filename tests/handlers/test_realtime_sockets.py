@@ -111,6 +111,7 @@ async def test_a_consumer_that_falls_behind_finds_1013_when_it_reads_again(
             await ctx.hub.publish(
                 StockChanged(product=SLUG, stock=stock, in_stock=True, at=utcnow())
             )
+            await asyncio.sleep(0)  # the hub calls its listeners from the next turn
             if metric(ctx, "shop_ws_slow_consumers_dropped_total"):
                 break
         assert metric(ctx, "shop_ws_slow_consumers_dropped_total") == 1

@@ -1,0 +1,203 @@
+"""Checkout load, in a process of its own so that its work is not counted in the
+measuring process.
+
+    python -m bench.buyers http URL CONCURRENCY   (stdin: a JSON list of access tokens)
+    python -m bench.buyers sql DATABASE_URL CONCURRENCY   (stdin: a JSON list of user ids)
+
+Each of CONCURRENCY buyers takes the next shopper whose cart is filled and checks it
+out: `http` with `POST URL/api/v1/orders`, `sql` with the same transaction as the
+checkout service, sent through aiomysql with no HTTP and no ORM (the baseline). Prints
+one JSON line: `seconds` (the whole run), `latencies` (each checkout's, in seconds) and
+`outcomes` (`placed` or `short` of stock -> checkouts).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import aiomysql
+from sqlalchemy.engine import make_url
+from tornado.httpclient import AsyncHTTPClient
+
+PLACED, SHORT = "placed", "short"
+# MySQL errors after which the transaction is run again, as app/db.py does.
+RETRYABLE = {1213, 1205}
+ATTEMPTS = 4
+
+
+async def run_buyers(
+    shoppers: list[Any], concurrency: int, checkout: Callable[[Any], Awaitable[str]]
+) -> dict[str, Any]:
+    remaining: Iterator[Any] = iter(shoppers)
+    latencies: list[float] = []
+    outcomes: Counter[str] = Counter()
+
+    async def buyer() -> None:
+        for shopper in remaining:
+            started = time.perf_counter()
+            outcome = await checkout(shopper)
+            latencies.append(time.perf_counter() - started)
+            outcomes[outcome] += 1
+
+    started = time.perf_counter()
+    async with asyncio.TaskGroup() as buyers:  # one failure stops them all
+        for _ in range(concurrency):
+            buyers.create_task(buyer())
+    seconds = time.perf_counter() - started
+    return {"seconds": seconds, "latencies": latencies, "outcomes": dict(outcomes)}
+
+
+async def over_http(url: str, concurrency: int, tokens: list[str]) -> dict[str, Any]:
+    client = AsyncHTTPClient(force_instance=True, max_clients=concurrency)
+    body = json.dumps(
+        {
+            "shipping_address": {
+                "name": "Ada Buyer",
+                "line1": "1 Long Street",
+                "city": "Leeds",
+                "postal_code": "LS1 1AA",
+                "country": "GB",
+            }
+        }
+    )
+
+    async def checkout(token: str) -> str:
+        response = await client.fetch(
+            f"{url}/api/v1/orders",
+            method="POST",
+            body=body,
+            headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"},
+            request_timeout=300,
+            raise_error=False,
+        )
+        if response.code == 201:
+            return PLACED
+        if response.code == 409:
+            return SHORT
+        raise RuntimeError(f"checkout answered {response.code}: {response.body[:300]!r}")
+
+    try:
+        return await run_buyers(tokens, concurrency, checkout)
+    finally:
+        client.close()
+
+
+async def over_sql(database_url: str, concurrency: int, user_ids: list[int]) -> dict[str, Any]:
+    url = make_url(database_url)
+    pool = await aiomysql.create_pool(
+        host=url.host,
+        port=url.port or 3306,
+        user=url.username,
+        password=url.password or "",
+        db=url.database,
+        minsize=concurrency,
+        maxsize=concurrency,
+        autocommit=False,
+        init_command="SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
+    )
+
+    async def checkout(user_id: int) -> str:
+        for attempt in range(1, ATTEMPTS + 1):
+            async with pool.acquire() as connection:
+                try:
+                    outcome = await place_order(connection, user_id)
+                except aiomysql.OperationalError as error:
+                    await connection.rollback()
+                    if error.args[0] not in RETRYABLE or attempt == ATTEMPTS:
+                        raise
+                    continue
+                if outcome == PLACED:
+                    await connection.commit()
+                else:
+                    await connection.rollback()
+                return outcome
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    try:
+        return await run_buyers(user_ids, concurrency, checkout)
+    finally:
+        pool.terminate()  # also the connections of buyers stopped by a failure
+        await pool.wait_closed()
+
+
+async def place_order(connection: aiomysql.Connection, user_id: int) -> str:
+    """The statements app/services/checkout.py sends for an order without a discount."""
+    now = datetime.now(UTC).replace(tzinfo=None)
+    async with connection.cursor() as cursor:
+        await cursor.execute("SELECT id FROM carts WHERE user_id = %s FOR UPDATE", (user_id,))
+        (cart_id,) = await cursor.fetchone()
+        await cursor.execute(
+            "SELECT i.product_id, i.quantity, p.slug, p.name, p.price_cents, p.currency"
+            " FROM cart_items i JOIN products p ON p.id = i.product_id"
+            " WHERE i.cart_id = %s ORDER BY i.product_id",
+            (cart_id,),
+        )
+        items = await cursor.fetchall()
+        for product_id, quantity, *_ in items:
+            await cursor.execute(
+                "UPDATE products SET stock = stock - %s, updated_at = %s"
+                " WHERE id = %s AND is_active AND stock >= %s",
+                (quantity, now, product_id, quantity),
+            )
+            if cursor.rowcount != 1:
+                return SHORT
+        ids = [item[0] for item in items]
+        await cursor.execute(
+            "SELECT slug, stock FROM products WHERE id IN (%s) ORDER BY id"
+            % ", ".join(["%s"] * len(ids)),
+            ids,
+        )
+        await cursor.fetchall()
+        subtotal = sum(item[1] * item[4] for item in items)
+        await cursor.execute(
+            "INSERT INTO orders (user_id, status, subtotal_cents, discount_total_cents,"
+            " total_cents, currency, shipping_address, created_at, updated_at)"
+            " VALUES (%s, 'pending_payment', %s, 0, %s, %s, %s, %s, %s)",
+            (user_id, subtotal, subtotal, items[0][5], ADDRESS_JSON, now, now),
+        )
+        order_id = cursor.lastrowid
+        await cursor.executemany(
+            "INSERT INTO order_items (order_id, product_id, product_slug, name,"
+            " unit_price_cents, quantity) VALUES (%s, %s, %s, %s, %s, %s)",
+            [(order_id, item[0], item[2], item[3], item[4], item[1]) for item in items],
+        )
+        await cursor.execute("DELETE FROM cart_items WHERE cart_id = %s", (cart_id,))
+        await cursor.execute(
+            "INSERT INTO outbox_messages (recipient, subject, body, created_at, attempts)"
+            " VALUES (%s, %s, %s, %s, 0)",
+            (f"user{user_id}@bench.example", f"Order {order_id}", MAIL_BODY, now),
+        )
+        await cursor.execute("UPDATE carts SET updated_at = %s WHERE id = %s", (now, cart_id))
+        await cursor.execute(
+            "INSERT INTO order_events (order_id, status, created_at)"
+            " VALUES (%s, 'pending_payment', %s)",
+            (order_id, now),
+        )
+        await cursor.execute("SELECT max(id) FROM order_events WHERE order_id = %s", (order_id,))
+        await cursor.fetchone()
+    return PLACED
+
+
+ADDRESS_JSON = json.dumps(
+    {"name": "Ada Buyer", "line1": "1 Long Street", "city": "Leeds", "postal_code": "LS1 1AA"}
+)
+# About the size of the confirmation mail the service renders.
+MAIL_BODY = "Thank you for your order.\n" + "3 x Bench Item: 14.97 USD\n" * 3 + "Total\n" * 4
+
+
+def main(mode: str, target: str, concurrency: int) -> int:
+    shoppers = json.load(sys.stdin)
+    run = over_http if mode == "http" else over_sql
+    print(json.dumps(asyncio.run(run(target, concurrency, shoppers))), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1], sys.argv[2], int(sys.argv[3])))
