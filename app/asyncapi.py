@@ -26,7 +26,7 @@ from app.events import (
     INVENTORY_CHANNEL,
     NOT_AUTHENTICATED,
     ORDERS_CHANNEL,
-    TOO_SLOW,
+    TRY_AGAIN_LATER,
     InventorySnapshot,
     Message,
     OrderStatusChanged,
@@ -59,7 +59,11 @@ EXAMPLES: tuple[Message, ...] = (
 )
 _BAD_PARAMETERS_CLOSE = (BAD_PARAMETERS, "bad parameters; the close reason names them")
 _SERVER_CLOSES = (
-    (TOO_SLOW, "too slow: more than `WS_QUEUE_LIMIT` messages waited for this socket"),
+    (
+        TRY_AGAIN_LATER,
+        "try again later: more than `WS_QUEUE_LIMIT` messages waited for this socket, or "
+        "the server was too busy to start it (a reconnect storm): reconnect after a pause",
+    ),
     (GOING_AWAY, "the server is going away (restart or deploy): reconnect"),
     (INTERNAL_ERROR, "unexpected server error: reconnect later"),
 )

@@ -23,7 +23,7 @@ _FIN_TEXT = 0x81  # a final frame (FIN bit) carrying text (opcode 1)
 # Websocket close codes (DESIGN §6).
 GOING_AWAY = 1001
 INTERNAL_ERROR = 1011
-TOO_SLOW = 1013
+TRY_AGAIN_LATER = 1013  # too slow a reader, or no turn to start within a wait
 BAD_PARAMETERS = 4400
 NOT_AUTHENTICATED = 4401
 FORBIDDEN = 4403

@@ -10,9 +10,11 @@ after them, so nothing falls in between.
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any, ClassVar, TypeVar
 
@@ -39,7 +41,7 @@ from app.events import (
     OrderStatusChanged,
     Resync,
     StockChanged,
-    TOO_SLOW,
+    TRY_AGAIN_LATER,
 )
 from app.schemas.realtime import InventoryFeedQuery, OrderFeedQuery
 from app.services import accounts, inventory, orders
@@ -68,6 +70,8 @@ class EventSocketHandler(tornado.websocket.WebSocketHandler):
     `start` the socket (parameters, first messages) and say which events it `wants`."""
 
     channel: ClassVar[str]
+    # Beyond this wait for a turn the server is too busy: better a retry than a pile-up.
+    START_WAIT_SECONDS: ClassVar[float] = 30.0
 
     def initialize(self, ctx: AppContext) -> None:
         self.ctx = ctx
@@ -147,6 +151,21 @@ class EventSocketHandler(tornado.websocket.WebSocketHandler):
             fields = ",".join(sorted({str(item["loc"][0]) for item in error.errors()}))
             raise Refused(BAD_PARAMETERS, f"invalid parameters: {fields}") from error
 
+    @asynccontextmanager
+    async def database_turn(self) -> AsyncIterator[None]:
+        """Wait for a turn to read the first messages (see app/sockets.py); a socket that
+        waits longer than START_WAIT_SECONDS is closed with 1013 and reconnects later."""
+        turns = self.ctx.sockets.start_turns
+        try:
+            async with asyncio.timeout(self.START_WAIT_SECONDS):
+                await turns.acquire()
+        except TimeoutError as error:
+            raise Refused(TRY_AGAIN_LATER, "server busy: reconnect later") from error
+        try:
+            yield
+        finally:
+            turns.release()
+
     async def authenticate(self, access_token: str | None) -> User:
         """The token's user; the socket closes with 4401 when the token expires."""
         if not access_token:
@@ -208,7 +227,7 @@ class EventSocketHandler(tornado.websocket.WebSocketHandler):
         self._stop_listening()
         self.ctx.metrics.sockets_dropped_slow.labels(channel=self.channel).inc()
         log.info("websocket_too_slow", channel=self.channel)
-        self.close(TOO_SLOW, "too slow: queue overflowed")
+        self.close(TRY_AGAIN_LATER, "too slow: queue overflowed")
 
     def _stop_listening(self) -> None:
         if self._unsubscribe is not None:
@@ -228,27 +247,30 @@ class OrderSocketHandler(EventSocketHandler):
 
     async def start(self) -> None:
         params = self.query(OrderFeedQuery)
-        self.viewer = await self.authenticate(params.token)
-        self.order_id = params.order
-        if self.order_id is not None:
+        async with self.database_turn():
+            self.viewer = await self.authenticate(params.token)
+            self.order_id = params.order
+            if self.order_id is not None:
+                async with self.ctx.sessionmaker() as session:
+                    allowed = await orders.may_watch_order(
+                        session, viewer=self.viewer, order_id=self.order_id
+                    )
+                if not allowed:
+                    raise Refused(FORBIDDEN, "not your order")
+            self.listen()
+            if params.since is None:
+                self.release()
+                return
+            # A session of its own, begun after listen(): its snapshot (SQLite) must not
+            # be older than the first event held.
             async with self.ctx.sessionmaker() as session:
-                allowed = await orders.may_watch_order(
-                    session, viewer=self.viewer, order_id=self.order_id
+                missed = await orders.events_since(
+                    session,
+                    viewer=self.viewer,
+                    since=params.since,
+                    order_id=self.order_id,
+                    limit=self.ctx.settings.ws_replay_limit,
                 )
-            if not allowed:
-                raise Refused(FORBIDDEN, "not your order")
-        self.listen()
-        if params.since is None:
-            self.release()
-            return
-        async with self.ctx.sessionmaker() as session:
-            missed = await orders.events_since(
-                session,
-                viewer=self.viewer,
-                since=params.since,
-                order_id=self.order_id,
-                limit=self.ctx.settings.ws_replay_limit,
-            )
         if missed.too_many:
             await self.send_now(Resync())
             self.release()
@@ -275,9 +297,10 @@ class InventorySocketHandler(EventSocketHandler):
     async def start(self) -> None:
         params = self.query(InventoryFeedQuery)
         self.products = frozenset(params.products)
-        self.listen()
-        async with self.ctx.sessionmaker() as session:
-            levels = await inventory.stock_snapshot(session, slugs=params.products)
+        async with self.database_turn():
+            self.listen()
+            async with self.ctx.sessionmaker() as session:
+                levels = await inventory.stock_snapshot(session, slugs=params.products)
         await self.send_now(InventorySnapshot(products=levels))
         self.release()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import timedelta
 from typing import Any
 
@@ -10,9 +11,12 @@ import pytest
 from websockets.exceptions import InvalidStatus
 
 from app.context import AppContext
+from app.events import TRY_AGAIN_LATER
 from app.security import create_access_token
 from app.services import orders
+from app.sockets import STARTS_AT_ONCE
 from models.base import utcnow
+from handlers.realtime import EventSocketHandler
 from tests.client import ApiClient
 from tests.factories import log_in
 from tests.order_factories import add_product, ordered, shopper, shoppers
@@ -291,3 +295,43 @@ async def test_an_allowed_origin_is_accepted(client: ApiClient, ctx: AppContext)
     ) as socket:
         order = await ordered(client, buyer.token, {"brass-lamp": 1})
         assert (await receive(socket))["order_id"] == order["id"]
+
+
+async def test_a_reconnect_storm_waits_for_turns_and_misses_nothing(
+    client: ApiClient, ctx: AppContext
+) -> None:
+    """While every turn to read the database is taken, reconnecting sockets wait (they
+    do not fail on the pool's timeout); once turns free up, each gets its replay."""
+    await add_product(ctx, stock=10)
+    buyers = await shoppers(ctx, 3)
+    placed = [await ordered(client, buyer.token, {"brass-lamp": 1}) for buyer in buyers]
+    for buyer, order in zip(buyers, placed, strict=True):
+        await cancel(client, buyer.token, order["id"])
+    turns = ctx.sockets.start_turns
+    for _ in range(STARTS_AT_ONCE):
+        await turns.acquire()  # a storm already under way
+    async with contextlib.AsyncExitStack() as stack:
+        sockets = [
+            await stack.enter_async_context(
+                open_socket(client, ORDERS, token=buyer.token, since=order["last_event_id"])
+            )
+            for buyer, order in zip(buyers, placed, strict=True)
+        ]
+        assert all([await nothing_more(socket) for socket in sockets])  # waiting
+        for _ in range(STARTS_AT_ONCE):
+            turns.release()
+        replays = [await receive(socket) for socket in sockets]
+    assert [(m["order_id"], m["status"]) for m in replays] == [
+        (order["id"], "cancelled") for order in placed
+    ]
+
+
+async def test_a_socket_that_waits_too_long_for_a_turn_is_told_to_try_again_later(
+    client: ApiClient, ctx: AppContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(EventSocketHandler, "START_WAIT_SECONDS", 0.2)
+    buyer = await shopper(ctx)
+    for _ in range(STARTS_AT_ONCE):
+        await ctx.sockets.start_turns.acquire()
+    async with open_socket(client, ORDERS, token=buyer.token, since=0) as socket:
+        assert await close_code(socket) == TRY_AGAIN_LATER
