@@ -91,6 +91,9 @@ def init_sentry(dsn: str) -> None:
     sentry_sdk.init(
         dsn=dsn,
         integrations=[TornadoIntegration()],
+        # serve() exits within 10 s of SIGTERM, up to 8 of them for requests in flight:
+        # what is still unsent by then gets one more second.
+        shutdown_timeout=1,
         # What Sentry may know of a request: its method, path and harmless headers.
         # Bodies (addresses, passwords), cookies, user identity and local variables
         # (tokens in flight) never leave; the SDK always filters auth headers and
