@@ -20,7 +20,6 @@ from sqlalchemy import event
 from sqlalchemy.dialects.mysql.base import MySQLDialect
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.pool import PoolResetState
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -28,6 +27,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.pool import PoolResetState
 
 T = TypeVar("T")
 
@@ -78,8 +78,8 @@ def _reset_open_transactions(engine: AsyncEngine) -> None:
     transaction is open on it.
 
     The pool's own reset sends a ROLLBACK every time, a round trip after each commit
-    too; the server's status flags, which come with every reply, say whether there is
-    anything to roll back.
+    too. The server's status flags come with every reply and aiomysql keeps the last
+    ones: they say whether there is anything to roll back.
     """
 
     @event.listens_for(engine.sync_engine, "reset")
