@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.pool import PoolResetState
 
 T = TypeVar("T")
 
@@ -62,10 +63,32 @@ def make_engine(database_url: str, *, timeout: float | None) -> AsyncEngine:
     options: dict[str, Any] = {"isolation_level": "READ COMMITTED", "hide_parameters": True}
     if timeout is not None:
         options.update(connect_args={"connect_timeout": timeout}, pool_timeout=timeout)
-    engine = create_async_engine(url, pool_pre_ping=True, pool_recycle=3600, **options)
+    # pool_reset_on_return=None: _reset_open_transactions decides instead.
+    engine = create_async_engine(
+        url, pool_pre_ping=True, pool_recycle=3600, pool_reset_on_return=None, **options
+    )
+    _reset_open_transactions(engine)
     if timeout is not None:
         _bound_mysql_statements(engine, timeout)
     return engine
+
+
+def _reset_open_transactions(engine: AsyncEngine) -> None:
+    """Roll back a connection going back to the pool only when the server says a
+    transaction is open on it.
+
+    The pool's own reset sends a ROLLBACK every time, a round trip after each commit
+    too. The server's status flags come with every reply and aiomysql keeps the last
+    ones: they say whether there is anything to roll back.
+    """
+
+    @event.listens_for(engine.sync_engine, "reset")
+    def _on_reset(dbapi_connection: Any, record: Any, state: PoolResetState) -> None:
+        # A connection being dropped, or one already rolled back on close, needs nothing.
+        if state.terminate_only or not state.asyncio_safe or state.transaction_was_reset:
+            return
+        if record.driver_connection.get_transaction_status():
+            dbapi_connection.rollback()
 
 
 def _bound_mysql_statements(engine: AsyncEngine, seconds: float) -> None:

@@ -128,9 +128,12 @@ async def over_sql(database_url: str, concurrency: int, user_ids: list[int]) -> 
 
 
 async def place_order(connection: aiomysql.Connection, user_id: int) -> str:
-    """The statements app/services/checkout.py sends for an order without a discount."""
+    """The statements the service sends for an order without a discount: the user
+    lookup of the request's authentication, then app/services/checkout.py's."""
     now = datetime.now(UTC).replace(tzinfo=None)
     async with connection.cursor() as cursor:
+        await cursor.execute("SELECT id, is_active FROM users WHERE id = %s", (user_id,))
+        await cursor.fetchone()
         await cursor.execute("SELECT id FROM carts WHERE user_id = %s FOR UPDATE", (user_id,))
         (cart_id,) = await cursor.fetchone()
         await cursor.execute(
@@ -180,8 +183,6 @@ async def place_order(connection: aiomysql.Connection, user_id: int) -> str:
             " VALUES (%s, 'pending_payment', %s)",
             (order_id, now),
         )
-        await cursor.execute("SELECT max(id) FROM order_events WHERE order_id = %s", (order_id,))
-        await cursor.fetchone()
     return PLACED
 
 

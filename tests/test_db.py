@@ -7,17 +7,19 @@ import inspect
 import sqlite3
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.ext.asyncio import AsyncSession, AsyncSessionTransaction
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, AsyncSessionTransaction
 from sqlalchemy.orm import Session
 from sqlalchemy.util import await_
+from tornado.ioloop import IOLoop
 
 from app.context import AppContext
-from app.db import BoundedSession, BoundedTransaction, DatabaseTimeout
+from app.db import BoundedSession, BoundedTransaction, DatabaseTimeout, make_engine
 from tests.client import ApiClient
 from tests.conftest import TEST_DATABASE_URL
 from tests.order_factories import add_product, place_order, shopper_with_cart, stock_of
@@ -50,6 +52,57 @@ async def test_a_statement_running_past_the_timeout_is_aborted_by_mariadb(
         with pytest.raises(OperationalError, match="max_statement_time"):
             await connection.execute(text("SELECT SLEEP(5)"))
     assert time.monotonic() - started < 2
+
+
+@pytest.fixture
+def one_connection_engine(io_loop: IOLoop) -> Iterator[AsyncEngine]:
+    """An engine of the test's own, so that its pool holds only the test's connections
+    (a connection handed back is the one the next checkout gets)."""
+    assert TEST_DATABASE_URL is not None  # only tests on MariaDB use it
+    engine = make_engine(TEST_DATABASE_URL, timeout=5)
+    yield engine
+    io_loop.run_sync(engine.dispose)
+
+
+def _pooled(engine: Engine, statement: str) -> tuple[Any, ...]:
+    """Run `statement` on a pooled DBAPI connection, with no SQLAlchemy transaction
+    around it, then hand the connection back to the pool; (connection id, rows)."""
+    connection = engine.raw_connection()
+    try:
+        cursor = connection.cursor()
+        cursor.execute("SELECT CONNECTION_ID()")
+        (connection_id,) = cursor.fetchone()
+        cursor.execute(statement)
+        rows = tuple(cursor.fetchall())
+        cursor.close()
+    finally:
+        connection.close()
+    return connection_id, rows
+
+
+@on_mariadb
+async def test_a_connection_returned_inside_a_transaction_is_rolled_back(
+    one_connection_engine: AsyncEngine,
+) -> None:
+    async with one_connection_engine.connect() as connection:
+        first, _ = await connection.run_sync(lambda c: _pooled(c.engine, "START TRANSACTION"))
+        again, rows = await connection.run_sync(
+            lambda c: _pooled(c.engine, "SELECT @@in_transaction")
+        )
+    assert again == first and rows == ((0,),)
+
+
+@on_mariadb
+async def test_a_connection_returned_after_a_commit_is_not_sent_a_rollback(
+    one_connection_engine: AsyncEngine,
+) -> None:
+    counts = []
+    for _ in range(3):
+        async with one_connection_engine.begin() as connection:
+            connection_id = await connection.scalar(text("SELECT CONNECTION_ID()"))
+            status = await connection.execute(text("SHOW SESSION STATUS LIKE 'Com_rollback'"))
+            counts.append((connection_id, int(status.one()[1])))
+    assert counts[0] == counts[1] == counts[2]
 
 
 @on_sqlite

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import attributes, joinedload, selectinload
 
 from app import errors
 from app.after_commit import after_commit
@@ -107,7 +107,7 @@ async def _place(
             await session.scalars(
                 select(CartItem)
                 .where(CartItem.cart_id == cart.id)
-                .options(selectinload(CartItem.product))
+                .options(joinedload(CartItem.product, innerjoin=True))
                 .order_by(CartItem.product_id)
             )
         ).all()
@@ -174,7 +174,8 @@ async def _place(
         now=now,
         levels=levels,
     )
-    await session.refresh(order, ["last_event_id"])
+    # The event just recorded is the order's newest: no need to read it back.
+    attributes.set_committed_value(order, "last_event_id", change.event_id)
     return order, change
 
 

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import errors
@@ -35,6 +35,20 @@ class StockLine:
     quantity: int
 
 
+# Built once: checkout runs it for every line of every order, and building the
+# statement each time was a visible share of its CPU.
+_TAKE_STOCK = (
+    update(Product)
+    .where(
+        Product.id == bindparam("product_id"),
+        Product.is_active.is_(True),
+        Product.stock >= bindparam("quantity"),
+    )
+    .values(stock=Product.stock - bindparam("quantity"))
+    .execution_options(synchronize_session=False)
+)
+
+
 def stock_events(levels: Iterable[StockLevel], at: datetime) -> list[StockChanged]:
     """One `inventory.changed` per level."""
     return [
@@ -50,14 +64,7 @@ async def take_stock(session: AsyncSession, lines: Sequence[StockLine]) -> tuple
     short = []
     for line in lines:
         taken = await session.execute(
-            update(Product)
-            .where(
-                Product.id == line.product_id,
-                Product.is_active.is_(True),
-                Product.stock >= line.quantity,
-            )
-            .values(stock=Product.stock - line.quantity)
-            .execution_options(synchronize_session=False)
+            _TAKE_STOCK, {"product_id": line.product_id, "quantity": line.quantity}
         )
         if taken.rowcount != 1:  # type: ignore[attr-defined]
             short.append(line.slug)
