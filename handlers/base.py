@@ -233,9 +233,11 @@ class BaseHandler(tornado.web.RequestHandler):
         except ValidationError as error:
             raise errors.ValidationFailed(fields=_field_messages(error)) from error
 
-    def pagination(self) -> Pagination:
-        """`?page=&page_size=` validated (400 when invalid), size clamped to MAX_PAGE_SIZE."""
-        params = self._validate(PageParams, self.query_arguments())
+    def pagination(self, params: PageParams | None = None) -> Pagination:
+        """`?page=&page_size=` validated (400 when invalid), size clamped to MAX_PAGE_SIZE.
+        `params`: the page part of a query validated already (not validated again)."""
+        if params is None:
+            params = self._validate(PageParams, self.query_arguments())
         size = params.page_size or self.ctx.settings.page_size
         return Pagination(page=params.page, page_size=min(size, self.ctx.settings.max_page_size))
 
