@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 import re
 import traceback
-import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from functools import wraps
+from functools import cache, wraps
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 from urllib.parse import urlencode
@@ -60,7 +59,8 @@ _HTTP_ERRORS: dict[int, type[errors.AppError]] = {
 }
 
 
-def security_headers(csp: str, *, debug: bool) -> list[tuple[str, str]]:
+@cache  # computed once per policy, not per response
+def security_headers(csp: str, *, debug: bool) -> tuple[tuple[str, str], ...]:
     """The headers every response carries (HSTS only outside DEBUG)."""
     headers = [
         ("Content-Security-Policy", csp),
@@ -71,7 +71,7 @@ def security_headers(csp: str, *, debug: bool) -> list[tuple[str, str]]:
     ]
     if not debug:
         headers.append(("Strict-Transport-Security", "max-age=31536000; includeSubDomains"))
-    return headers
+    return tuple(headers)
 
 
 @dataclass(frozen=True)
@@ -134,7 +134,11 @@ class BaseHandler(tornado.web.RequestHandler):
     def request_id(self) -> str:
         if not hasattr(self, "_request_id"):
             sent = self.request.headers.get("X-Request-ID", "")
-            self._request_id = sent if _REQUEST_ID.match(sent) else uuid.uuid4().hex
+            self._request_id = (
+                sent
+                if _REQUEST_ID.match(sent)
+                else next(self.application.settings["shop_request_ids"])
+            )
         return self._request_id
 
     def set_default_headers(self) -> None:
