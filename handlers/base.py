@@ -127,6 +127,7 @@ class BaseHandler(tornado.web.RequestHandler):
 
     def initialize(self, ctx: AppContext) -> None:
         self.ctx = ctx
+        self._query_arguments: dict[str, str] | None = None
 
     # --- headers -------------------------------------------------------------------
 
@@ -222,13 +223,16 @@ class BaseHandler(tornado.web.RequestHandler):
         """The first value of each query argument. ValidationFailed naming each argument
         that holds a NUL byte: Tornado would turn it into a space, and a blank filter
         counts as not given, so `?q=%00` would silently list everything."""
-        arguments = self.request.query_arguments
-        with_nul = [name for name, values in arguments.items() if any(b"\0" in v for v in values)]
-        if with_nul:
-            raise errors.ValidationFailed(
-                fields={name: [FieldMessage(NUL_CHARACTER)] for name in with_nul}
-            )
-        return {name: self.get_query_argument(name) for name in arguments}
+        if self._query_arguments is None:
+            arguments = self.request.query_arguments
+            with_nul = [n for n, values in arguments.items() if any(b"\0" in v for v in values)]
+            if with_nul:
+                raise errors.ValidationFailed(
+                    fields={name: [FieldMessage(NUL_CHARACTER)] for name in with_nul}
+                )
+            # Read once per request: a list reads them again for its page links.
+            self._query_arguments = {name: self.get_query_argument(name) for name in arguments}
+        return dict(self._query_arguments)
 
     @staticmethod
     def _validate(model: type[M], data: dict[str, Any]) -> M:
