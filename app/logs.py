@@ -6,9 +6,11 @@ Secrets are scrubbed by key name before any line is written or sent, whoever log
 
 from __future__ import annotations
 
+import itertools
 import logging
+import secrets
 import sys
-from collections.abc import MutableMapping
+from collections.abc import Iterator, MutableMapping
 from typing import Any
 
 import structlog
@@ -38,6 +40,14 @@ def scrub_secrets(
         if key != "exc_info":  # rendered (or sent to Sentry) by the processors after this
             event[key] = REDACTED if _is_secret(key) else _scrub(event[key])
     return event
+
+
+def request_ids() -> Iterator[str]:
+    """Ids for the requests that bring none: a random prefix per process (so ids from
+    different processes and restarts do not meet) and a counter, far cheaper per
+    request than a random id each."""
+    prefix = secrets.token_hex(8)
+    return (f"{prefix}-{number:x}" for number in itertools.count(1))
 
 
 def configure_logging(level: str = "INFO", fmt: str = "json", *, sentry: bool = False) -> None:

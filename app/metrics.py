@@ -55,6 +55,18 @@ class Metrics:
             registry=self.registry,
         )
 
+        # labels() looks its child up anew on every call: each request's are kept here.
+        self._request_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
-        self.requests.labels(route=route, method=method, status=str(status)).inc()
-        self.latency.labels(route=route).observe(seconds)
+        key = (route, method, status)
+        children = self._request_children.get(key)
+        if children is None:
+            children = (
+                self.requests.labels(route=route, method=method, status=str(status)),
+                self.latency.labels(route=route),
+            )
+            self._request_children[key] = children
+        count, latency = children
+        count.inc()
+        latency.observe(seconds)

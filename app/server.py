@@ -14,6 +14,7 @@ from app.asyncapi import build_asyncapi
 from app.context import AppContext
 from app.events import GOING_AWAY
 from app.i18n import load_translations
+from app.logs import request_ids
 from app.openapi import build_spec
 from handlers import api_routes, make_url_specs
 from handlers.routing import NotFoundHandler, route
@@ -56,6 +57,7 @@ def make_app(ctx: AppContext) -> ShopApplication:
         make_url_specs(ctx, documents),
         shop_debug=ctx.settings.debug,
         shop_origins=frozenset(ctx.settings.origins),
+        shop_request_ids=request_ids(),
         log_function=lambda handler: _log_request(ctx, handler),
         websocket_ping_interval=ctx.settings.ws_ping_interval,
         websocket_ping_timeout=ctx.settings.ws_ping_timeout,

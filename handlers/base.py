@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 import re
 import traceback
-import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from functools import wraps
+from functools import cache, wraps
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 from urllib.parse import urlencode
@@ -60,7 +59,8 @@ _HTTP_ERRORS: dict[int, type[errors.AppError]] = {
 }
 
 
-def security_headers(csp: str, *, debug: bool) -> list[tuple[str, str]]:
+@cache  # computed once per policy, not per response
+def security_headers(csp: str, *, debug: bool) -> tuple[tuple[str, str], ...]:
     """The headers every response carries (HSTS only outside DEBUG)."""
     headers = [
         ("Content-Security-Policy", csp),
@@ -71,7 +71,7 @@ def security_headers(csp: str, *, debug: bool) -> list[tuple[str, str]]:
     ]
     if not debug:
         headers.append(("Strict-Transport-Security", "max-age=31536000; includeSubDomains"))
-    return headers
+    return tuple(headers)
 
 
 @dataclass(frozen=True)
@@ -127,6 +127,7 @@ class BaseHandler(tornado.web.RequestHandler):
 
     def initialize(self, ctx: AppContext) -> None:
         self.ctx = ctx
+        self._query_arguments: dict[str, str] | None = None
 
     # --- headers -------------------------------------------------------------------
 
@@ -134,7 +135,11 @@ class BaseHandler(tornado.web.RequestHandler):
     def request_id(self) -> str:
         if not hasattr(self, "_request_id"):
             sent = self.request.headers.get("X-Request-ID", "")
-            self._request_id = sent if _REQUEST_ID.match(sent) else uuid.uuid4().hex
+            self._request_id = (
+                sent
+                if _REQUEST_ID.match(sent)
+                else next(self.application.settings["shop_request_ids"])
+            )
         return self._request_id
 
     def set_default_headers(self) -> None:
@@ -218,13 +223,16 @@ class BaseHandler(tornado.web.RequestHandler):
         """The first value of each query argument. ValidationFailed naming each argument
         that holds a NUL byte: Tornado would turn it into a space, and a blank filter
         counts as not given, so `?q=%00` would silently list everything."""
-        arguments = self.request.query_arguments
-        with_nul = [name for name, values in arguments.items() if any(b"\0" in v for v in values)]
-        if with_nul:
-            raise errors.ValidationFailed(
-                fields={name: [FieldMessage(NUL_CHARACTER)] for name in with_nul}
-            )
-        return {name: self.get_query_argument(name) for name in arguments}
+        if self._query_arguments is None:
+            arguments = self.request.query_arguments
+            with_nul = [n for n, values in arguments.items() if any(b"\0" in v for v in values)]
+            if with_nul:
+                raise errors.ValidationFailed(
+                    fields={name: [FieldMessage(NUL_CHARACTER)] for name in with_nul}
+                )
+            # Read once per request: a list reads them again for its page links.
+            self._query_arguments = {name: self.get_query_argument(name) for name in arguments}
+        return dict(self._query_arguments)
 
     @staticmethod
     def _validate(model: type[M], data: dict[str, Any]) -> M:
@@ -233,9 +241,11 @@ class BaseHandler(tornado.web.RequestHandler):
         except ValidationError as error:
             raise errors.ValidationFailed(fields=_field_messages(error)) from error
 
-    def pagination(self) -> Pagination:
-        """`?page=&page_size=` validated (400 when invalid), size clamped to MAX_PAGE_SIZE."""
-        params = self._validate(PageParams, self.query_arguments())
+    def pagination(self, params: PageParams | None = None) -> Pagination:
+        """`?page=&page_size=` validated (400 when invalid), size clamped to MAX_PAGE_SIZE.
+        `params`: the page part of a query validated already (not validated again)."""
+        if params is None:
+            params = self._validate(PageParams, self.query_arguments())
         size = params.page_size or self.ctx.settings.page_size
         return Pagination(page=params.page, page_size=min(size, self.ctx.settings.max_page_size))
 

@@ -25,8 +25,9 @@ class CategoriesHandler(BaseHandler):
     @endpoint("List categories", query=PageParams, response=Page[CategoryOut], errors=(400,))
     async def get(self) -> None:
         page = self.pagination()
-        async with self.ctx.sessionmaker() as session:
-            listing = await catalog.category_listing(session, cache=self.ctx.cache, page=page)
+        listing = await catalog.category_listing(
+            self.ctx.sessionmaker, cache=self.ctx.cache, page=page
+        )
         self.write_encoded_page(listing.results_json, count=listing.count, params=page)
 
     @endpoint(
@@ -47,8 +48,9 @@ class CategoriesHandler(BaseHandler):
 class CategoryHandler(BaseHandler):
     @endpoint("A category", response=CategoryOut, errors=(404,))
     async def get(self, slug: str) -> None:
-        async with self.ctx.sessionmaker() as session:
-            detail = await catalog.category_detail(session, cache=self.ctx.cache, slug=slug)
+        detail = await catalog.category_detail(
+            self.ctx.sessionmaker, cache=self.ctx.cache, slug=slug
+        )
         self.write_encoded(detail)
 
     @endpoint(
@@ -80,15 +82,14 @@ class ProductsHandler(BaseHandler):
     @endpoint("List products", query=ProductQuery, response=Page[ProductOut], errors=(400,))
     async def get(self) -> None:
         query = self.parse_query(ProductQuery)
-        page = self.pagination()
-        async with self.ctx.sessionmaker() as session:
-            listing = await catalog.product_listing(
-                session,
-                cache=self.ctx.cache,
-                query=query,
-                page=page,
-                include_inactive=viewer_is_staff(self),
-            )
+        page = self.pagination(query)
+        listing = await catalog.product_listing(
+            self.ctx.sessionmaker,
+            cache=self.ctx.cache,
+            query=query,
+            page=page,
+            include_inactive=viewer_is_staff(self),
+        )
         self.write_encoded_page(listing.results_json, count=listing.count, params=page)
 
     @endpoint(
@@ -109,10 +110,12 @@ class ProductsHandler(BaseHandler):
 class ProductHandler(BaseHandler):
     @endpoint("A product", response=ProductOut, errors=(404,))
     async def get(self, slug: str) -> None:
-        async with self.ctx.sessionmaker() as session:
-            detail = await catalog.product_detail(
-                session, cache=self.ctx.cache, slug=slug, include_inactive=viewer_is_staff(self)
-            )
+        detail = await catalog.product_detail(
+            self.ctx.sessionmaker,
+            cache=self.ctx.cache,
+            slug=slug,
+            include_inactive=viewer_is_staff(self),
+        )
         self.write_encoded(detail)
 
     @endpoint(

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Awaitable, Callable
+from functools import cache
 from typing import Any
 
 import tornado.web
@@ -20,6 +21,7 @@ from tornado import httputil
 from tornado.http1connection import HTTP1Connection
 
 from app import errors
+from app.config import Settings
 from app.context import AppContext
 from handlers.base import CORS_REQUEST_HEADERS, BaseHandler
 
@@ -31,6 +33,7 @@ _NO_TORNADO_LIMIT = sys.maxsize
 PREFLIGHT_MAX_AGE = 600
 
 
+@cache  # a class's methods do not change: worked out once, not per request
 def allowed_methods(handler_class: type[tornado.web.RequestHandler]) -> tuple[str, ...]:
     """The methods the handler class defines, plus HEAD where it defines GET."""
     defined = [
@@ -116,8 +119,9 @@ def route(
 
     handler_class = delegate.handler_class
     if handler_class is not NotFoundHandler:
-        allowed = allowed_methods(handler_class)
-        if _is_preflight(request, ctx.settings.origins):
+        # typeshed does not see a class as Hashable for functools.cache; it is.
+        allowed = allowed_methods(handler_class)  # type: ignore[arg-type]
+        if _is_preflight(request, ctx.settings):
             return refuse(PreflightHandler, allowed=allowed)
         if request.method not in allowed:
             delegate = refuse(MethodNotAllowedHandler, allowed=allowed)
@@ -127,14 +131,15 @@ def route(
     return BodyLimit(delegate, limit, lambda: refuse(PayloadTooLargeHandler))
 
 
-def _is_preflight(request: httputil.HTTPServerRequest, origins: list[str]) -> bool:
+def _is_preflight(request: httputil.HTTPServerRequest, settings: Settings) -> bool:
     """A CORS preflight (OPTIONS naming the method to come) from an allowed origin; one
     from any other origin is answered like any OPTIONS: 405."""
     headers = request.headers
+    # The origins last: parsing ALLOWED_ORIGINS is not for every request.
     return (
         request.method == "OPTIONS"
         and "Access-Control-Request-Method" in headers
-        and headers.get("Origin") in origins
+        and headers.get("Origin") in settings.origins
     )
 
 

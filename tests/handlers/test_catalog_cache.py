@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.context import AppContext
 from app.events import INVENTORY_CHANNEL
@@ -163,3 +165,44 @@ async def test_a_catalog_read_answers_its_etag_with_304_until_the_catalog_change
     changed = await client.get("catalog:product", "brass-desk-lamp", headers={"If-None-Match": tag})
     assert changed.status == 200
     assert changed.json()["price"] == "12.00"
+
+
+async def test_a_cached_read_opens_no_database_session(
+    client: ApiClient, ctx: AppContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await create_product(ctx, "Brass Desk Lamp")
+    reads = [
+        lambda: client.get("catalog:products", query="page_size=5"),
+        lambda: client.get("catalog:product", "brass-desk-lamp"),
+        lambda: client.get("catalog:categories"),
+    ]
+    for read in reads:
+        assert (await read()).status == 200  # cached from now on
+    opened = []
+    sessionmaker = ctx.sessionmaker
+
+    def counting_sessionmaker() -> AsyncSession:
+        opened.append(1)
+        return sessionmaker()
+
+    monkeypatch.setattr(ctx, "sessionmaker", counting_sessionmaker)
+    for read in reads:
+        assert (await read()).status == 200
+    assert opened == []
+
+
+@pytest.mark.parametrize(
+    "invalid", ["min_price=10.001", "page=0", "page_size=0", "ordering=price,name", "q=%00"]
+)
+async def test_an_invalid_query_is_refused_even_when_a_close_valid_one_is_cached(
+    client: ApiClient, ctx: AppContext, invalid: str
+) -> None:
+    await create_product(ctx, "Brass Desk Lamp", price="10.00")
+    valid = "min_price=10.00&page=1&page_size=5&ordering=price&q=lamp"
+    assert (await client.get("catalog:products", query=valid)).status == 200
+    name = invalid.partition("=")[0]
+    query = "&".join(p for p in valid.split("&") if not p.startswith(f"{name}=")) + "&" + invalid
+    refused = await client.get("catalog:products", query=query)
+    assert refused.status == 400
+    assert refused.json()["error"]["code"] == "validation_error"
+    assert name in refused.json()["error"]["fields"]

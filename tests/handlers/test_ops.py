@@ -12,6 +12,7 @@ from tornado.ioloop import IOLoop
 
 from app.config import Settings
 from app.context import AppContext
+from app.server import make_app
 from tests.client import ApiClient
 from tests.conftest import build_settings
 
@@ -118,6 +119,17 @@ async def test_request_id_is_echoed_or_generated(client: ApiClient) -> None:
     generated = await client.get("ops:health")
     assert echoed.headers["X-Request-ID"] == "abc-123"
     assert len(generated.headers["X-Request-ID"]) >= 16
+
+
+async def test_generated_request_ids_differ_from_request_to_request_and_app_to_app(
+    client: ApiClient, ctx: AppContext
+) -> None:
+    """Ids are a counter after a prefix: another application (another process) must not
+    count from the same prefix."""
+    ids = [(await client.get("ops:health")).headers["X-Request-ID"] for _ in range(3)]
+    other_app = make_app(ctx)
+    ids.append(next(other_app.settings["shop_request_ids"]))
+    assert len(set(ids)) == 4
 
 
 async def test_unknown_path_is_a_json_404(client: ApiClient) -> None:
