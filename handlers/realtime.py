@@ -245,6 +245,10 @@ class OrderSocketHandler(EventSocketHandler):
 
     channel = ORDERS_CHANNEL
 
+    def initialize(self, ctx: AppContext) -> None:
+        super().initialize(ctx)
+        self._replayed: set[int | None] = set()  # ids the replay sent
+
     async def start(self) -> None:
         params = self.query(OrderFeedQuery)
         async with self.database_turn():
@@ -275,18 +279,30 @@ class OrderSocketHandler(EventSocketHandler):
             await self.send_now(Resync())
             self.release()
             return
+        # An event committed while the replay ran is both stored and published: it may
+        # be held already, or still in the hub's queue and come after release().
+        self._replayed = {event.event_id for event in missed.events}
         for event in missed.events:
             await self.send_now(event)
-        # An event committed while the replay ran is both stored and held: send it once.
-        replayed = {event.event_id for event in missed.events}
-        self.release(lambda event: getattr(event, "event_id", None) not in replayed)
+        self.release(self._not_replayed)
 
     def wants(self, event: Event) -> bool:
         return (
             isinstance(event, OrderStatusChanged)
             and (self.viewer.is_staff or event.user_id == self.viewer.id)
             and (self.order_id is None or event.order_id == self.order_id)
+            and self._not_replayed(event)
         )
+
+    def _not_replayed(self, event: Event) -> bool:
+        """False, once, for an event the replay has sent: the hub hands each event to a
+        listener once, so its id is no longer needed. (Ids of events replayed but
+        published before this socket listened stay: at most WS_REPLAY_LIMIT of them.)"""
+        event_id = getattr(event, "event_id", None)
+        if event_id in self._replayed:
+            self._replayed.discard(event_id)
+            return False
+        return True
 
 
 class InventorySocketHandler(EventSocketHandler):
