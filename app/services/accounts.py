@@ -95,11 +95,11 @@ async def register(
             await session.flush()  # the unique index decides, not a prior SELECT
         except IntegrityError as error:  # only the user row: any other is not "taken"
             raise errors.Conflict(EMAIL_TAKEN, fields={"email": [EMAIL_TAKEN]}) from error
-        _send_verification(session, user, settings)
+        await _send_verification(session, user, settings)
     return user
 
 
-def _send_verification(session: AsyncSession, user: User, settings: Settings) -> None:
+async def _send_verification(session: AsyncSession, user: User, settings: Settings) -> None:
     token = new_opaque_token()
     now = utcnow()
     session.add(
@@ -116,7 +116,7 @@ def _send_verification(session: AsyncSession, user: User, settings: Settings) ->
         token=token,
         hours=settings.verification_token_ttl // 3600,
     )
-    queue_mail(session, recipient=user.email, subject=subject, body=body)
+    await queue_mail(session, recipient=user.email, subject=subject, body=body)
 
 
 async def verify_email(session: AsyncSession, *, token: str) -> User:
@@ -153,7 +153,7 @@ async def resend_verification(session: AsyncSession, *, email: str, settings: Se
     async with session.begin():
         user = await session.scalar(select(User).where(User.email == normalize_email(email)))
         if user is not None and user.is_active and not user.email_verified:
-            _send_verification(session, user, settings)
+            await _send_verification(session, user, settings)
 
 
 async def login(

@@ -3,16 +3,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, select
+from sqlalchemy import Table, bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import attributes, joinedload, selectinload
+from sqlalchemy.orm import attributes, selectinload
 
 from app import errors
 from app.after_commit import after_commit
@@ -21,11 +21,12 @@ from app.emails import ORDER_CONFIRMATION
 from app.messages import CART_MIXED_CURRENCIES
 from app.schemas.common import cents_to_str
 from app.services.discounts import PricedLine, quote_discount, record_discount_use
-from app.services.inventory import cart_stock_lines, take_stock
+from app.services.inventory import StockLine, take_stock
 from app.services.order_status import PENDING_PAYMENT, StatusChange, events_of, record_event
 from app.services.outbox import queue_mail
 from models.accounts import User
 from models.base import utcnow
+from models.catalog import Product
 from models.orders import Cart, CartItem, Order, OrderItem
 
 
@@ -87,6 +88,42 @@ async def _order_by_key(session: AsyncSession, user_id: int, key: str | None) ->
     )
 
 
+# Checkout writes with plain statements on the tables: it reads nothing back but ids,
+# and the session's unit of work (identity map, flush ordering) was most of its CPU.
+_CARTS = cast(Table, Cart.__table__)
+_CART_ITEMS = cast(Table, CartItem.__table__)
+_PRODUCTS = cast(Table, Product.__table__)
+_ORDERS = cast(Table, Order.__table__)
+_ORDER_ITEMS = cast(Table, OrderItem.__table__)
+
+_LOCK_CART = select(_CARTS.c.id).where(_CARTS.c.user_id == bindparam("user_id")).with_for_update()
+# The cart's lines with what the order snapshots, in product id order (the order stock
+# rows are locked in).
+_CART_LINES = (
+    select(
+        _CART_ITEMS.c.product_id,
+        _CART_ITEMS.c.quantity,
+        _PRODUCTS.c.slug,
+        _PRODUCTS.c.name,
+        _PRODUCTS.c.price_cents,
+        _PRODUCTS.c.currency,
+        _PRODUCTS.c.category_id,
+    )
+    .join(_PRODUCTS, _PRODUCTS.c.id == _CART_ITEMS.c.product_id)
+    .where(_CART_ITEMS.c.cart_id == bindparam("cart_id"))
+    .order_by(_CART_ITEMS.c.product_id)
+)
+# Values are passed at execution: a statement built once has one cache key.
+_ADD_ORDER = insert(_ORDERS)
+_ADD_ORDER_ITEMS = insert(_ORDER_ITEMS)
+_EMPTY_CART = delete(_CART_ITEMS).where(_CART_ITEMS.c.cart_id == bindparam("cart_id"))
+_TOUCH_CART = (
+    update(_CARTS)
+    .where(_CARTS.c.id == bindparam("cart_id"))
+    .values(updated_at=bindparam("touched_at"))
+)
+
+
 async def _place(
     session: AsyncSession,
     user: User,
@@ -97,58 +134,45 @@ async def _place(
 ) -> tuple[Order, StatusChange | None]:
     # The cart row lock makes two checkouts of one cart run one after the other, so a
     # retry finds the order its first attempt committed (and not an emptied cart).
-    cart = await session.scalar(select(Cart).where(Cart.user_id == user.id).with_for_update())
+    cart_id = await session.scalar(_LOCK_CART, {"user_id": user.id})
     earlier = await _order_by_key(session, user.id, idempotency_key)
     if earlier is not None:
         return earlier, None
-    items: Sequence[CartItem] = []
-    if cart is not None:
-        items = (
-            await session.scalars(
-                select(CartItem)
-                .where(CartItem.cart_id == cart.id)
-                .options(joinedload(CartItem.product, innerjoin=True))
-                .order_by(CartItem.product_id)
-            )
-        ).all()
-    if cart is None or not items:
+    rows = (
+        [] if cart_id is None else (await session.execute(_CART_LINES, {"cart_id": cart_id})).all()
+    )
+    if not rows:
         raise errors.CartEmpty()
-    currencies = sorted({item.product.currency for item in items})
+    currencies = sorted({row.currency for row in rows})
     if len(currencies) > 1:
         raise errors.ValidationFailed(
             CART_MIXED_CURRENCIES, params={"currencies": ", ".join(currencies)}
         )
     lines = [
         PricedLine(
-            product_id=item.product_id,
-            category_id=item.product.category_id,
-            unit_price_cents=item.product.price_cents,
-            quantity=item.quantity,
+            product_id=row.product_id,
+            category_id=row.category_id,
+            unit_price_cents=row.price_cents,
+            quantity=row.quantity,
         )
-        for item in items
+        for row in rows
     ]
     subtotal = sum(line.total_cents for line in lines)
+    # The order as it is stored and answered; never added to the session.
     order = Order(
         user_id=user.id,
         status=PENDING_PAYMENT,
         subtotal_cents=subtotal,
+        discount_id=None,
+        discount_code=None,
         discount_total_cents=0,
         total_cents=subtotal,
         currency=currencies[0],
         shipping_address=dict(shipping_address),
         idempotency_key=idempotency_key,
+        payment_intent_id=None,
         created_at=now,
         updated_at=now,
-        items=[
-            OrderItem(
-                product_id=item.product_id,
-                product_slug=item.product.slug,
-                name=item.product.name,
-                unit_price_cents=item.product.price_cents,
-                quantity=item.quantity,
-            )
-            for item in items
-        ],
     )
     if discount_code is not None:
         # Counted before the stock is taken: the discount row is always locked
@@ -159,12 +183,32 @@ async def _place(
         order.discount_code = quote.discount.code
         order.discount_total_cents = quote.amount_cents
         order.total_cents = subtotal - quote.amount_cents
-    levels = await take_stock(session, cart_stock_lines(items))
-    session.add(order)
-    await session.flush()  # the order id; a reused Idempotency-Key fails here
-    await session.execute(delete(CartItem).where(CartItem.cart_id == cart.id))
-    cart.updated_at = now
-    _queue_confirmation(session, user, order)
+    levels = await take_stock(
+        session, [StockLine(row.product_id, row.slug, row.quantity) for row in rows]
+    )
+    # A reused Idempotency-Key fails here, on the unique index.
+    added = await session.execute(
+        _ADD_ORDER, {column: getattr(order, column) for column in _ORDER_COLUMNS}
+    )
+    order.id = added.inserted_primary_key[0]  # type: ignore[attr-defined]
+    order.items = [
+        OrderItem(
+            order_id=order.id,
+            product_id=row.product_id,
+            product_slug=row.slug,
+            name=row.name,
+            unit_price_cents=row.price_cents,
+            quantity=row.quantity,
+        )
+        for row in rows
+    ]
+    await session.execute(
+        _ADD_ORDER_ITEMS,
+        [{column: getattr(item, column) for column in _ITEM_COLUMNS} for item in order.items],
+    )
+    await session.execute(_EMPTY_CART, {"cart_id": cart_id})
+    await session.execute(_TOUCH_CART, {"cart_id": cart_id, "touched_at": now})
+    await _queue_confirmation(session, user, order)
     change = await record_event(
         session,
         order_id=order.id,
@@ -179,7 +223,25 @@ async def _place(
     return order, change
 
 
-def _queue_confirmation(session: AsyncSession, user: User, order: Order) -> None:
+_ORDER_COLUMNS = (
+    "user_id",
+    "status",
+    "subtotal_cents",
+    "discount_id",
+    "discount_code",
+    "discount_total_cents",
+    "total_cents",
+    "currency",
+    "shipping_address",
+    "idempotency_key",
+    "payment_intent_id",
+    "created_at",
+    "updated_at",
+)
+_ITEM_COLUMNS = ("order_id", "product_id", "product_slug", "name", "unit_price_cents", "quantity")
+
+
+async def _queue_confirmation(session: AsyncSession, user: User, order: Order) -> None:
     def money(cents: int) -> str:
         return f"{cents_to_str(cents)} {order.currency}"
 
@@ -207,4 +269,4 @@ def _queue_confirmation(session: AsyncSession, user: User, order: Order) -> None
             if part
         ),
     )
-    queue_mail(session, recipient=user.email, subject=subject, body=body)
+    await queue_mail(session, recipient=user.email, subject=subject, body=body)

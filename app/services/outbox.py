@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import cast
 
 import structlog
-from sqlalchemy import or_, select, update
+from sqlalchemy import Table, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.mail import MailBackend, build_message
@@ -25,15 +26,22 @@ BATCH_SIZE = 50
 # Longer than any SMTP exchange: a claim outlives the send it protects.
 CLAIM_SECONDS = 120
 MAX_BACKOFF_SECONDS = 3600
+_ADD_MESSAGE = insert(cast(Table, OutboxMessage.__table__))
 
 
-def queue_mail(session: AsyncSession, *, recipient: str, subject: str, body: str) -> None:
+async def queue_mail(session: AsyncSession, *, recipient: str, subject: str, body: str) -> None:
     """Add a message to the outbox as part of the caller's transaction."""
     now = utcnow()
-    session.add(
-        OutboxMessage(
-            recipient=recipient, subject=subject, body=body, created_at=now, next_attempt_at=now
-        )
+    # A plain INSERT: nothing reads the row back, so it skips the session's unit of work.
+    await session.execute(
+        _ADD_MESSAGE,
+        {
+            "recipient": recipient,
+            "subject": subject,
+            "body": body,
+            "created_at": now,
+            "next_attempt_at": now,
+        },
     )
 
 

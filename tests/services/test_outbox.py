@@ -19,7 +19,9 @@ from tests.smtp import SmtpServer, free_port
 async def queue(ctx: AppContext, count: int = 1) -> None:
     async with ctx.sessionmaker() as session, session.begin():
         for number in range(count):
-            queue_mail(session, recipient=f"user{number}@example.com", subject="Hello", body="Body")
+            await queue_mail(
+                session, recipient=f"user{number}@example.com", subject="Hello", body="Body"
+            )
 
 
 async def outbox(ctx: AppContext) -> list[OutboxMessage]:
