@@ -39,6 +39,7 @@ from bench.common import (
     server,
 )
 from bench.idle_subscribers import SPARE_FILES, subscribers
+from bench.shop_data import ADDRESS
 
 TITLE = "Checkout latency with idle inventory subscribers"
 CHECKOUTS = int(os.environ.get("BENCH_CHECKOUTS", "200"))
@@ -52,13 +53,6 @@ NONE, IDLE, WATCHING = "none", "idle", "watching"
 ROUNDS = (NONE, IDLE, WATCHING, NONE, IDLE, WATCHING)
 PRODUCT = {"name": "Bench Lamp", "price": "19.99", "stock": 1_000_000}
 OTHER_PRODUCT = {"name": "Bench Shelf", "price": "9.99", "stock": 5}
-ADDRESS = {
-    "name": "Ada Buyer",
-    "line1": "1 Long Street",
-    "city": "Leeds",
-    "postal_code": "LS1 1AA",
-    "country": "GB",
-}
 
 
 @dataclass(frozen=True)
