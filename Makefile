@@ -20,9 +20,11 @@ MO_FILES := $(patsubst %.po,%.mo,$(wildcard locale/*/LC_MESSAGES/shop.po))
 
 install: $(STAMP)
 
+# The venv starts without pip and gets the pinned one straight away: seconds faster
+# than bootstrapping the bundled pip and then upgrading it.
 $(RUNTIME_STAMP): requirements.txt constraints.txt
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip==$(PIP_VERSION)
+	$(PYTHON) -m venv --without-pip $(VENV)
+	$(PYTHON) -m pip --python $(BIN)/python install --quiet pip==$(PIP_VERSION)
 	$(BIN)/pip install --quiet -r requirements.txt -c constraints.txt
 	touch $(RUNTIME_STAMP)
 
