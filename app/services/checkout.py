@@ -7,9 +7,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Table, bindparam, delete, insert, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import attributes, selectinload
@@ -25,7 +25,7 @@ from app.services.inventory import StockLine, take_stock
 from app.services.order_status import PENDING_PAYMENT, StatusChange, events_of, record_event
 from app.services.outbox import queue_mail
 from models.accounts import User
-from models.base import utcnow
+from models.base import table_of, utcnow
 from models.catalog import Product
 from models.orders import Cart, CartItem, Order, OrderItem
 
@@ -90,11 +90,11 @@ async def _order_by_key(session: AsyncSession, user_id: int, key: str | None) ->
 
 # Checkout writes with plain statements on the tables: it reads nothing back but ids,
 # and the session's unit of work (identity map, flush ordering) was most of its CPU.
-_CARTS = cast(Table, Cart.__table__)
-_CART_ITEMS = cast(Table, CartItem.__table__)
-_PRODUCTS = cast(Table, Product.__table__)
-_ORDERS = cast(Table, Order.__table__)
-_ORDER_ITEMS = cast(Table, OrderItem.__table__)
+_CARTS = table_of(Cart)
+_CART_ITEMS = table_of(CartItem)
+_PRODUCTS = table_of(Product)
+_ORDERS = table_of(Order)
+_ORDER_ITEMS = table_of(OrderItem)
 
 _LOCK_CART = select(_CARTS.c.id).where(_CARTS.c.user_id == bindparam("user_id")).with_for_update()
 # The cart's lines with what the order snapshots, in product id order (the order stock

@@ -10,13 +10,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import cast
 
-from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import errors
 from app.events import StockChanged, StockLevelOut
+from models.base import table_of
 from models.catalog import Product
 from models.orders import OrderItem
 
@@ -39,7 +39,7 @@ class StockLine:
 # Built once, on the table rather than the mapped class: checkout runs it for every
 # line of every order, and building the statement each time, or the ORM's bulk UPDATE
 # handling, was a visible share of its CPU.
-_PRODUCTS = cast(Table, Product.__table__)
+_PRODUCTS = table_of(Product)
 _TAKE_STOCK = (
     update(_PRODUCTS)
     .where(

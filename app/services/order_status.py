@@ -12,9 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import cast
 
-from sqlalchemy import Table, insert, select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import errors
@@ -22,6 +21,7 @@ from app.events import Event, OrderStatusChanged
 from app.messages import ORDER_STATUS_CONFLICT
 from app.services.discounts import give_back_discount_use, retake_discount_use
 from app.services.inventory import StockLevel, put_back_stock, retake_stock, stock_events
+from models.base import table_of
 from models.orders import Order, OrderEvent
 
 PENDING_PAYMENT = "pending_payment"
@@ -53,7 +53,7 @@ _ENDS_ORDER = frozenset({PAYMENT_FAILED, CANCELLED, EXPIRED, REFUNDED})
 _GIVES_BACK_DISCOUNT = frozenset({PAYMENT_FAILED, CANCELLED, EXPIRED})
 # Statuses that hold stock and the discount use again after a failed payment.
 _RECOVERS_ORDER = frozenset({PENDING_PAYMENT, PAID})
-_ADD_EVENT = insert(cast(Table, OrderEvent.__table__))
+_ADD_EVENT = insert(table_of(OrderEvent))
 
 
 @dataclass(frozen=True)

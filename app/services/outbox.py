@@ -9,15 +9,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import cast
 
 import structlog
-from sqlalchemy import Table, insert, or_, select, update
+from sqlalchemy import insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.mail import MailBackend, build_message
 from app.metrics import Metrics
-from models.base import utcnow
+from models.base import table_of, utcnow
 from models.mail import OutboxMessage
 
 log = structlog.get_logger(__name__)
@@ -26,7 +25,7 @@ BATCH_SIZE = 50
 # Longer than any SMTP exchange: a claim outlives the send it protects.
 CLAIM_SECONDS = 120
 MAX_BACKOFF_SECONDS = 3600
-_ADD_MESSAGE = insert(cast(Table, OutboxMessage.__table__))
+_ADD_MESSAGE = insert(table_of(OutboxMessage))
 
 
 async def queue_mail(session: AsyncSession, *, recipient: str, subject: str, body: str) -> None:
