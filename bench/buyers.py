@@ -23,8 +23,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import aiomysql
-from sqlalchemy.engine import make_url
 from tornado.httpclient import AsyncHTTPClient
+
+from bench.common import mariadb_address
 
 PLACED, SHORT = "placed", "short"
 # MySQL errors after which the transaction is run again, as app/db.py does.
@@ -90,13 +91,8 @@ async def over_http(url: str, concurrency: int, tokens: list[str]) -> dict[str, 
 
 
 async def over_sql(database_url: str, concurrency: int, user_ids: list[int]) -> dict[str, Any]:
-    url = make_url(database_url)
     pool = await aiomysql.create_pool(
-        host=url.host,
-        port=url.port or 3306,
-        user=url.username,
-        password=url.password or "",
-        db=url.database,
+        **mariadb_address(database_url),
         minsize=concurrency,
         maxsize=concurrency,
         autocommit=False,

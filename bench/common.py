@@ -166,17 +166,22 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[max(1, math.ceil(len(ordered) * fraction)) - 1]
 
 
+def mariadb_address(database_url: str) -> dict[str, Any]:
+    """aiomysql's connection arguments for the server and database of `database_url`."""
+    url = make_url(database_url)
+    return {
+        "host": url.host,
+        "port": url.port or 3306,
+        "user": url.username,
+        "password": url.password or "",
+        "db": url.database,
+    }
+
+
 async def connect_mariadb(database_url: str) -> aiomysql.Connection:
     """A plain aiomysql connection (autocommit) to the database of `database_url`."""
-    url = make_url(database_url)
     return await aiomysql.connect(
-        host=url.host,
-        port=url.port or 3306,
-        user=url.username,
-        password=url.password or "",
-        db=url.database,
-        autocommit=True,
-        connect_timeout=5,
+        **mariadb_address(database_url), autocommit=True, connect_timeout=5
     )
 
 
