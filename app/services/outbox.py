@@ -1,12 +1,15 @@
 """The mail outbox: queue inside a business transaction, dispatch from a task.
 
 Delivery is at-least-once and never lossy: a message leaves the queue only once its
-send succeeded. A dispatcher first claims a row with a guarded UPDATE, so several
-processes dispatching at once never send the same message twice.
+send succeeded. A dispatcher claims a batch of rows in one transaction (locked while it
+claims them), so several processes dispatching at once never send the same message
+twice, and it marks the batch sent with one statement.
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -14,7 +17,7 @@ import structlog
 from sqlalchemy import insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.mail import MailBackend, build_message
+from app.mail import SMTP_TIMEOUT, MailBackend, build_message
 from app.metrics import Metrics
 from models.base import table_of, utcnow
 from models.mail import OutboxMessage
@@ -22,7 +25,8 @@ from models.mail import OutboxMessage
 log = structlog.get_logger(__name__)
 
 BATCH_SIZE = 50
-# Longer than any SMTP exchange: a claim outlives the send it protects.
+# How long a dispatcher owns what it claimed. A send is bounded by SMTP_TIMEOUT, and no
+# send starts that could outlast the claim, so the claim always outlives the sends.
 CLAIM_SECONDS = 120
 MAX_BACKOFF_SECONDS = 3600
 _ADD_MESSAGE = insert(table_of(OutboxMessage))
@@ -63,9 +67,35 @@ async def dispatch_due(
     metrics: Metrics | None = None,
     now: datetime | None = None,
 ) -> DispatchResult:
-    """Send every message that is due; failures are re-queued with backoff."""
+    """Send every message due at `now`, a batch at a time, so that a busy shop's mail
+    never falls behind; failures are re-queued with backoff."""
+    now = now or utcnow()
     result = DispatchResult()
-    for message in await _claim_due(sessionmaker, now or utcnow()):
+    while True:
+        batch = await _claim_due(sessionmaker, now)
+        finished = await _send_batch(sessionmaker, batch, mailer, sender, metrics, result)
+        if not finished or len(batch) < BATCH_SIZE:
+            return result
+
+
+async def _send_batch(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    batch: Sequence[OutboxMessage],
+    mailer: MailBackend,
+    sender: str,
+    metrics: Metrics | None,
+    result: DispatchResult,
+) -> bool:
+    """Send the claimed `batch`; False when it stopped early because the claim would
+    have run out (what is left is released for the next run)."""
+    claimed_at = time.monotonic()
+    sent: list[int] = []
+    finished = True
+    for position, message in enumerate(batch):
+        if time.monotonic() - claimed_at + SMTP_TIMEOUT >= CLAIM_SECONDS:
+            await _release(sessionmaker, [later.id for later in batch[position:]])
+            finished = False
+            break
         try:
             await mailer.send(
                 build_message(
@@ -81,51 +111,72 @@ async def dispatch_due(
             if metrics:
                 metrics.mail_failed.inc()
             continue
-        await _mark_sent(sessionmaker, message)
-        result.sent += 1
-        if metrics:
-            metrics.mail_sent.inc()
-    return result
+        sent.append(message.id)
+        log.info("mail_sent", outbox_id=message.id, attempts=message.attempts + 1)
+    await _mark_sent(sessionmaker, sent)
+    result.sent += len(sent)
+    if metrics:
+        metrics.mail_sent.inc(len(sent))
+    return finished
 
 
 async def _claim_due(
     sessionmaker: async_sessionmaker[AsyncSession], now: datetime
 ) -> list[OutboxMessage]:
+    """Up to BATCH_SIZE due messages, claimed for this dispatcher.
+
+    The rows are read FOR UPDATE: another dispatcher reading them at the same time waits
+    for this claim to commit, then finds them claimed and takes the next ones. (SQLite
+    has one writer at a time, which gives the same.)
+    """
     claimable = or_(OutboxMessage.claimed_until.is_(None), OutboxMessage.claimed_until < now)
     async with sessionmaker() as session, session.begin():
-        due = await session.scalars(
-            select(OutboxMessage)
-            .where(
-                OutboxMessage.sent_at.is_(None),
-                OutboxMessage.next_attempt_at <= now,
-                claimable,
-            )
-            .order_by(OutboxMessage.id)
-            .limit(BATCH_SIZE)
+        due = list(
+            (
+                await session.scalars(
+                    select(OutboxMessage)
+                    .where(
+                        OutboxMessage.sent_at.is_(None),
+                        OutboxMessage.next_attempt_at <= now,
+                        claimable,
+                    )
+                    .order_by(OutboxMessage.id)
+                    .limit(BATCH_SIZE)
+                    .with_for_update()
+                )
+            ).all()
         )
-        claimed = []
-        for message in due.all():
-            outcome = await session.execute(
+        if due:
+            await session.execute(
                 update(OutboxMessage)
-                .where(OutboxMessage.id == message.id, OutboxMessage.sent_at.is_(None), claimable)
+                .where(OutboxMessage.id.in_([message.id for message in due]))
                 .values(claimed_until=now + timedelta(seconds=CLAIM_SECONDS))
                 .execution_options(synchronize_session=False)
             )
-            if outcome.rowcount == 1:  # type: ignore[attr-defined]
-                claimed.append(message)
-        return claimed
+        return due
 
 
-async def _mark_sent(
-    sessionmaker: async_sessionmaker[AsyncSession], message: OutboxMessage
-) -> None:
+async def _mark_sent(sessionmaker: async_sessionmaker[AsyncSession], ids: list[int]) -> None:
+    if not ids:
+        return
     async with sessionmaker() as session, session.begin():
         await session.execute(
             update(OutboxMessage)
-            .where(OutboxMessage.id == message.id)
+            .where(OutboxMessage.id.in_(ids))
             .values(sent_at=utcnow(), next_attempt_at=None, claimed_until=None)
+            .execution_options(synchronize_session=False)
         )
-    log.info("mail_sent", outbox_id=message.id, attempts=message.attempts + 1)
+
+
+async def _release(sessionmaker: async_sessionmaker[AsyncSession], ids: list[int]) -> None:
+    """Give claimed messages back unsent, for the next run to take."""
+    async with sessionmaker() as session, session.begin():
+        await session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id.in_(ids))
+            .values(claimed_until=None)
+            .execution_options(synchronize_session=False)
+        )
 
 
 async def _mark_failed(

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from email.message import EmailMessage
 
+import pytest
 from sqlalchemy import select
 
 from app.context import AppContext
-from app.mail import SmtpMailBackend
+from app.mail import SMTP_TIMEOUT, MailBackend, SmtpMailBackend
+from app.services import outbox as outbox_service
 from app.services.outbox import dispatch_due, queue_mail
 from models.base import utcnow
 from models.mail import OutboxMessage
@@ -92,3 +95,46 @@ async def test_two_dispatchers_at_once_send_each_mail_exactly_once(
     assert sorted(str(m["To"]) for m in smtp.messages) == sorted(
         f"user{n}@example.com" for n in range(10)
     )
+
+
+async def test_one_run_sends_every_due_mail_however_many_batches_it_takes(
+    ctx: AppContext, smtp: SmtpServer
+) -> None:
+    await queue(ctx, count=outbox_service.BATCH_SIZE + 5)
+    mailer = smtp_backend(ctx, smtp.port)
+    result = await dispatch_due(ctx.sessionmaker, mailer=mailer, sender="shop@example.com")
+    assert result.sent == outbox_service.BATCH_SIZE + 5
+    assert len(smtp.messages) == outbox_service.BATCH_SIZE + 5
+    assert all(message.sent_at is not None for message in await outbox(ctx))
+
+
+class SlowMailer:
+    """Takes `seconds` over every mail, then hands it to `mailer`."""
+
+    def __init__(self, mailer: MailBackend, seconds: float) -> None:
+        self.mailer, self.seconds = mailer, seconds
+
+    async def send(self, message: EmailMessage) -> None:
+        await asyncio.sleep(self.seconds)
+        await self.mailer.send(message)
+
+
+async def test_a_batch_that_would_outlast_its_claim_leaves_the_rest_unclaimed_for_the_next_run(
+    ctx: AppContext, smtp: SmtpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Sends of 0.3 s each: the second starts 0.3 s after the claim, within the room of
+    # 0.45 s left before a send could outlast it; the third, at 0.6 s, is left.
+    monkeypatch.setattr(outbox_service, "CLAIM_SECONDS", SMTP_TIMEOUT + 0.45)
+    await queue(ctx, count=3)
+    mailer = SlowMailer(smtp_backend(ctx, smtp.port), seconds=0.3)
+
+    first = await dispatch_due(ctx.sessionmaker, mailer=mailer, sender="shop@example.com")
+    assert first.sent == 2
+    unsent = [message for message in await outbox(ctx) if message.sent_at is None]
+    assert [message.claimed_until for message in unsent] == [None]
+
+    second = await dispatch_due(ctx.sessionmaker, mailer=mailer, sender="shop@example.com")
+    assert second.sent == 1
+    assert sorted(str(m["To"]) for m in smtp.messages) == [
+        f"user{n}@example.com" for n in range(3)
+    ]
