@@ -10,6 +10,7 @@ runs under an asyncio deadline (`BoundedSession`).
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from functools import wraps
@@ -19,7 +20,7 @@ from typing import Any, TypeVar
 from sqlalchemy import event
 from sqlalchemy.dialects.mysql.base import MySQLDialect
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DisconnectionError, OperationalError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -34,6 +35,10 @@ T = TypeVar("T")
 # MySQL error codes worth a retry: deadlock found, lock wait timeout exceeded.
 _RETRYABLE_MYSQL_ERRORS = {1213, 1205}
 _MAX_ATTEMPTS = 4
+# A pooled connection idle for longer than this is pinged before use; one handed back
+# more recently has just answered, and skips the round trip (as HikariCP's
+# aliveBypassWindowMs does).
+PING_AFTER_IDLE_SECONDS = 1.0
 
 
 class DatabaseTimeout(TimeoutError):
@@ -63,11 +68,11 @@ def make_engine(database_url: str, *, timeout: float | None) -> AsyncEngine:
     options: dict[str, Any] = {"isolation_level": "READ COMMITTED", "hide_parameters": True}
     if timeout is not None:
         options.update(connect_args={"connect_timeout": timeout}, pool_timeout=timeout)
-    # pool_reset_on_return=None: _reset_open_transactions decides instead.
-    engine = create_async_engine(
-        url, pool_pre_ping=True, pool_recycle=3600, pool_reset_on_return=None, **options
-    )
+    # pool_reset_on_return=None: _reset_open_transactions decides instead, and
+    # _ping_idle_connections stands for pool_pre_ping.
+    engine = create_async_engine(url, pool_recycle=3600, pool_reset_on_return=None, **options)
     _reset_open_transactions(engine)
+    _ping_idle_connections(engine)
     if timeout is not None:
         _bound_mysql_statements(engine, timeout)
     return engine
@@ -89,6 +94,32 @@ def _reset_open_transactions(engine: AsyncEngine) -> None:
             return
         if record.driver_connection.get_transaction_status():
             dbapi_connection.rollback()
+
+
+def _ping_idle_connections(engine: AsyncEngine) -> None:
+    """Ping a connection taken from the pool when it has been idle there for over
+    PING_AFTER_IDLE_SECONDS, and replace it when the ping fails, so that one the server
+    or the network closed while idle never fails a request.
+
+    A connection cut within that window fails its next statement: the request answers
+    503 and the connection is discarded.
+    """
+
+    @event.listens_for(engine.sync_engine, "checkin")
+    def _on_checkin(dbapi_connection: Any, record: Any) -> None:
+        if dbapi_connection is not None:  # None: it was invalidated
+            record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        # A new connection has no idle_since: it has just been connected.
+        idle_since = record.info.get("idle_since")
+        if idle_since is None or time.monotonic() - idle_since <= PING_AFTER_IDLE_SECONDS:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as error:  # whatever failed, the pool connects a new one
+            raise DisconnectionError(f"ping failed: {error}") from error
 
 
 def _bound_mysql_statements(engine: AsyncEngine, seconds: float) -> None:

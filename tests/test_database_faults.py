@@ -206,11 +206,13 @@ async def taking_stock(ctx: AppContext) -> bool:
 
 
 async def test_idle_connections_cut_are_replaced_without_an_error(
-    ctx: AppContext, client: ApiClient, proxied: ProxiedService
+    ctx: AppContext, client: ApiClient, proxied: ProxiedService, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr("app.db.PING_AFTER_IDLE_SECONDS", 0.1)
     await add_product(ctx, "brass-lamp")
     assert (await proxied.api.get("catalog:product", "brass-lamp")).status == 200
     proxied.proxy.cut()
+    await asyncio.sleep(0.2)  # idle past the window: pinged, found cut, replaced
     assert (await proxied.api.get("catalog:product", "brass-lamp")).status == 200
 
 

@@ -105,6 +105,34 @@ async def test_a_connection_returned_after_a_commit_is_not_sent_a_rollback(
     assert counts[0] == counts[1] == counts[2]
 
 
+async def _pings_so_far(engine: AsyncEngine) -> tuple[int, int]:
+    """(connection id, pings it has answered): MariaDB counts COM_PING among its
+    session's admin commands."""
+    async with engine.begin() as connection:
+        connection_id = await connection.scalar(text("SELECT CONNECTION_ID()"))
+        status = await connection.execute(text("SHOW SESSION STATUS LIKE 'Com_admin_commands'"))
+        return connection_id, int(status.one()[1])
+
+
+@on_mariadb
+async def test_a_connection_handed_back_moments_ago_is_not_pinged(
+    one_connection_engine: AsyncEngine,
+) -> None:
+    counts = [await _pings_so_far(one_connection_engine) for _ in range(3)]
+    assert counts[0] == counts[1] == counts[2]
+
+
+@on_mariadb
+async def test_a_connection_idle_past_the_window_is_pinged_before_use(
+    one_connection_engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("app.db.PING_AFTER_IDLE_SECONDS", 0.1)
+    first_id, first_pings = await _pings_so_far(one_connection_engine)
+    await asyncio.sleep(0.2)
+    again_id, pings = await _pings_so_far(one_connection_engine)
+    assert (again_id, pings) == (first_id, first_pings + 1)
+
+
 @on_sqlite
 @pytest.mark.settings(database_timeout=2.5)
 async def test_sqlite_busy_timeout_follows_the_setting(ctx: AppContext) -> None:
