@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from functools import wraps
 from pathlib import Path
 from typing import Any, TypeVar
@@ -162,31 +161,29 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-@asynccontextmanager
-async def database_deadline(seconds: float) -> AsyncIterator[None]:
-    """Raise DatabaseTimeout when the block has not finished within `seconds`.
+def _bounded(method: Callable[..., Awaitable[T]]) -> Any:
+    """`method` of a session or transaction, raising DatabaseTimeout when it has not
+    finished within the session's `database_timeout`.
 
-    The block is cancelled where it waits. SQLAlchemy invalidates a connection whose
+    The call is cancelled where it waits. SQLAlchemy invalidates a connection whose
     round trip was cancelled rather than return it to the pool, so the next checkout
     gets a working one (or a fresh connection) once the database answers again.
     """
-    deadline = asyncio.timeout(seconds)
-    try:
-        async with deadline:
-            yield
-    except TimeoutError as error:
-        if not deadline.expired():
-            raise  # someone else's timeout, passing through
-        raise DatabaseTimeout(f"no answer from the database within {seconds:g} s") from error
-
-
-def _bounded(method: Callable[..., Awaitable[T]]) -> Any:
-    """`method` of a session or transaction, under its `database_timeout`."""
 
     @wraps(method)
     async def bounded(self: Any, *args: Any, **kwargs: Any) -> T:
-        async with database_deadline(self.database_timeout):
-            return await method(self, *args, **kwargs)
+        # asyncio.timeout itself, not a generator-based context manager around it: this
+        # runs for every statement.
+        deadline = asyncio.timeout(self.database_timeout)
+        try:
+            async with deadline:
+                return await method(self, *args, **kwargs)
+        except TimeoutError as error:
+            if not deadline.expired():
+                raise  # someone else's timeout, passing through
+            raise DatabaseTimeout(
+                f"no answer from the database within {self.database_timeout:g} s"
+            ) from error
 
     return bounded
 
