@@ -135,6 +135,4 @@ async def test_a_batch_that_would_outlast_its_claim_leaves_the_rest_unclaimed_fo
 
     second = await dispatch_due(ctx.sessionmaker, mailer=mailer, sender="shop@example.com")
     assert second.sent == 1
-    assert sorted(str(m["To"]) for m in smtp.messages) == [
-        f"user{n}@example.com" for n in range(3)
-    ]
+    assert sorted(str(m["To"]) for m in smtp.messages) == [f"user{n}@example.com" for n in range(3)]
