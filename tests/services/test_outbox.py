@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
-from email.message import EmailMessage
+from email.message import Message
 
 import pytest
 from sqlalchemy import select
@@ -114,7 +114,7 @@ class SlowMailer:
     def __init__(self, mailer: MailBackend, seconds: float) -> None:
         self.mailer, self.seconds = mailer, seconds
 
-    async def send(self, message: EmailMessage) -> None:
+    async def send(self, message: Message) -> None:
         await asyncio.sleep(self.seconds)
         await self.mailer.send(message)
 
