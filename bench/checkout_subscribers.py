@@ -43,7 +43,7 @@ from bench.shop_data import ADDRESS
 
 TITLE = "Checkout latency with idle inventory subscribers"
 CHECKOUTS = int(os.environ.get("BENCH_CHECKOUTS", "200"))
-BUYERS = int(os.environ.get("BENCH_BUYERS", "4"))
+BUYERS = int(os.environ.get("BENCH_SOCKET_BUYERS", "4"))
 SUBSCRIBERS = int(os.environ.get("BENCH_SUBSCRIBERS", "2000"))
 WARM_UP_CHECKOUTS = 20
 TARGET_RATIO = 1.5
