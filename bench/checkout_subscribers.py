@@ -42,7 +42,7 @@ from bench.idle_subscribers import SPARE_FILES, subscribers
 from bench.shop_data import ADDRESS
 
 TITLE = "Checkout latency with idle inventory subscribers"
-CHECKOUTS = int(os.environ.get("BENCH_CHECKOUTS", "200"))
+CHECKOUTS = int(os.environ.get("BENCH_CHECKOUTS", "600"))
 BUYERS = int(os.environ.get("BENCH_SOCKET_BUYERS", "4"))
 SUBSCRIBERS = int(os.environ.get("BENCH_SUBSCRIBERS", "2000"))
 WARM_UP_CHECKOUTS = 20
