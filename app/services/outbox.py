@@ -68,13 +68,15 @@ async def dispatch_due(
     now: datetime | None = None,
 ) -> DispatchResult:
     """Send every message due at `now`, a batch at a time, so that a busy shop's mail
-    never falls behind; failures are re-queued with backoff."""
+    never falls behind; failures are re-queued with backoff. A batch with a failed send
+    ends the run: the mail server is likely down, and the next run tries again."""
     now = now or utcnow()
     result = DispatchResult()
     while True:
         batch = await _claim_due(sessionmaker, now)
+        failed_before = result.failed
         finished = await _send_batch(sessionmaker, batch, mailer, sender, metrics, result)
-        if not finished or len(batch) < BATCH_SIZE:
+        if not finished or result.failed > failed_before or len(batch) < BATCH_SIZE:
             return result
 
 

@@ -136,3 +136,13 @@ async def test_a_batch_that_would_outlast_its_claim_leaves_the_rest_unclaimed_fo
     second = await dispatch_due(ctx.sessionmaker, mailer=mailer, sender="shop@example.com")
     assert second.sent == 1
     assert sorted(str(m["To"]) for m in smtp.messages) == [f"user{n}@example.com" for n in range(3)]
+
+
+async def test_with_smtp_down_a_run_stops_after_the_first_batch(ctx: AppContext) -> None:
+    await queue(ctx, count=outbox_service.BATCH_SIZE + 5)
+    mailer = smtp_backend(ctx, free_port())  # nothing listens there
+    result = await dispatch_due(ctx.sessionmaker, mailer=mailer, sender="shop@example.com")
+    assert (result.sent, result.failed) == (0, outbox_service.BATCH_SIZE)
+    untried = [message for message in await outbox(ctx) if message.attempts == 0]
+    assert len(untried) == 5
+    assert all(message.claimed_until is None for message in untried)
