@@ -78,6 +78,11 @@ class RunningServer:
     def ws_url(self) -> str:
         return "ws" + self.url.removeprefix("http")
 
+    def cpu_seconds(self) -> float:
+        """CPU time the server process has used so far (user + system)."""
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def resident_kib(self) -> int:
         """The server process's resident memory (VmRSS), in KiB."""
         for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
