@@ -43,9 +43,8 @@ from bench.idle_subscribers import SPARE_FILES, subscribers
 
 TITLE = "Websocket fan-out"
 SUBSCRIBERS = int(os.environ.get("BENCH_SUBSCRIBERS", "2000"))
-PATCHES = int(
-    os.environ.get("BENCH_PATCHES", "100")
-)  # per round: 200 samples a kind, so p99 is not the maximum
+# Per round: 200 samples of each kind, so that p99 is not simply the slowest one.
+PATCHES = int(os.environ.get("BENCH_PATCHES", "100"))
 TARGET_RATIO = 1.5
 SERVICE, BASELINE, TWO_PROCESSES = "service", "baseline", "two processes via Redis"
 ROUNDS = (BASELINE, SERVICE, BASELINE, SERVICE)
