@@ -29,7 +29,7 @@ from bench.common import (
     RunningServer,
     connect_mariadb,
     fresh_environment,
-    mariadb_unreachable,
+    prepare_mariadb,
     milliseconds,
     run_load,
     server,
@@ -133,7 +133,7 @@ async def measure(
 
 def run() -> list[str]:
     """Measure; the report as Markdown lines."""
-    unreachable = asyncio.run(mariadb_unreachable(BENCH_DATABASE_URL))
+    unreachable = asyncio.run(prepare_mariadb(BENCH_DATABASE_URL))
     if unreachable:
         return [f"Skipped: MariaDB at BENCH_DATABASE_URL does not answer ({unreachable})."]
     with tempfile.TemporaryDirectory() as folder:

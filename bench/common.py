@@ -190,9 +190,9 @@ async def connect_mariadb(database_url: str) -> aiomysql.Connection:
     )
 
 
-async def mariadb_unreachable(database_url: str) -> str | None:
-    """Why `database_url` cannot be used, or None when it answers. Its database is
-    created when the server answers without it, as on a new machine."""
+async def prepare_mariadb(database_url: str) -> str | None:
+    """Create the database of `database_url` when the server answers without it (as on a
+    new machine); why it cannot be used, or None when it can."""
     address = mariadb_address(database_url)
     name = address.pop("db")
     try:

@@ -31,7 +31,7 @@ from bench.common import (
     RunningServer,
     connect_mariadb,
     fresh_environment,
-    mariadb_unreachable,
+    prepare_mariadb,
     percentile,
     raise_open_file_limit,
     run_load,
@@ -89,7 +89,7 @@ async def storm(running: RunningServer, clients: list[dict[str, Any]]) -> dict[s
 
 def run() -> list[str]:
     """Measure; the report as Markdown lines."""
-    unreachable = asyncio.run(mariadb_unreachable(BENCH_DATABASE_URL))
+    unreachable = asyncio.run(prepare_mariadb(BENCH_DATABASE_URL))
     if unreachable:
         return [f"Skipped: MariaDB at BENCH_DATABASE_URL does not answer ({unreachable})."]
     raise_open_file_limit(CLIENTS + SPARE_FILES)

@@ -12,6 +12,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import structlog
 from sqlalchemy import insert, or_, select, update
@@ -132,51 +133,39 @@ async def _claim_due(
     has one writer at a time, which gives the same.)
     """
     claimable = or_(OutboxMessage.claimed_until.is_(None), OutboxMessage.claimed_until < now)
+    due_rows = (
+        select(OutboxMessage)
+        .where(OutboxMessage.sent_at.is_(None), OutboxMessage.next_attempt_at <= now, claimable)
+        .order_by(OutboxMessage.id)
+        .limit(BATCH_SIZE)
+        .with_for_update()
+    )
     async with sessionmaker() as session, session.begin():
-        due = list(
-            (
-                await session.scalars(
-                    select(OutboxMessage)
-                    .where(
-                        OutboxMessage.sent_at.is_(None),
-                        OutboxMessage.next_attempt_at <= now,
-                        claimable,
-                    )
-                    .order_by(OutboxMessage.id)
-                    .limit(BATCH_SIZE)
-                    .with_for_update()
-                )
-            ).all()
-        )
-        if due:
-            await session.execute(
-                update(OutboxMessage)
-                .where(OutboxMessage.id.in_([message.id for message in due]))
-                .values(claimed_until=now + timedelta(seconds=CLAIM_SECONDS))
-                .execution_options(synchronize_session=False)
-            )
+        due = list((await session.scalars(due_rows)).all())
+        claimed_until = now + timedelta(seconds=CLAIM_SECONDS)
+        await _update(session, [message.id for message in due], claimed_until=claimed_until)
         return due
 
 
 async def _mark_sent(sessionmaker: async_sessionmaker[AsyncSession], ids: list[int]) -> None:
-    if not ids:
-        return
     async with sessionmaker() as session, session.begin():
-        await session.execute(
-            update(OutboxMessage)
-            .where(OutboxMessage.id.in_(ids))
-            .values(sent_at=utcnow(), next_attempt_at=None, claimed_until=None)
-            .execution_options(synchronize_session=False)
-        )
+        await _update(session, ids, sent_at=utcnow(), next_attempt_at=None, claimed_until=None)
 
 
 async def _release(sessionmaker: async_sessionmaker[AsyncSession], ids: list[int]) -> None:
     """Give claimed messages back unsent, for the next run to take."""
     async with sessionmaker() as session, session.begin():
+        await _update(session, ids, claimed_until=None)
+
+
+async def _update(session: AsyncSession, ids: list[int], **values: Any) -> None:
+    """Set `values` on the messages `ids` with one statement (no statement for none; the
+    session then never takes a connection)."""
+    if ids:
         await session.execute(
             update(OutboxMessage)
             .where(OutboxMessage.id.in_(ids))
-            .values(claimed_until=None)
+            .values(**values)
             .execution_options(synchronize_session=False)
         )
 
