@@ -181,11 +181,13 @@ def _bounded(method: Callable[..., Awaitable[T]]) -> Any:
         except TimeoutError as error:
             if not deadline.expired():
                 raise  # someone else's timeout, passing through
-            raise DatabaseTimeout(
-                f"no answer from the database within {self.database_timeout:g} s"
-            ) from error
+            raise database_timed_out(self.database_timeout) from error
 
     return bounded
+
+
+def database_timed_out(seconds: float | None) -> DatabaseTimeout:
+    return DatabaseTimeout(f"no answer from the database within {seconds:g} s")
 
 
 class BoundedTransaction(AsyncSessionTransaction):

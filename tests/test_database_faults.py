@@ -193,6 +193,26 @@ async def test_a_connection_cut_mid_statement_gives_503_at_once_and_the_next_suc
     assert await stock_of(ctx, "brass-lamp") == 9
 
 
+async def test_a_checkout_whose_database_hangs_mid_transaction_gives_503_and_takes_nothing(
+    ctx: AppContext, client: ApiClient, proxied: ProxiedService
+) -> None:
+    buyer = await open_shop(ctx, client)
+    async with ctx.sessionmaker() as session, session.begin():
+        # Hold the product's row so the checkout is mid-transaction when the proxy freezes.
+        await session.execute(select(Product).where(Product.slug == "brass-lamp").with_for_update())
+        checkout = asyncio.create_task(timed(place_order(proxied.api, buyer.token)))
+        await poll(lambda: taking_stock(ctx), timeout=5, failure="the checkout never waited")
+        proxied.proxy.freeze()
+        response, elapsed = await checkout
+    assert_unavailable(response, elapsed)
+    assert await stock_of(ctx, "brass-lamp") == 10
+
+    proxied.proxy.thaw()
+    retried = await place_order(proxied.api, buyer.token)
+    assert retried.status == 201, retried.body
+    assert await stock_of(ctx, "brass-lamp") == 9
+
+
 async def taking_stock(ctx: AppContext) -> bool:
     """Whether a checkout's stock update is running (here: waiting for the row)."""
     async with ctx.engine.connect() as connection:

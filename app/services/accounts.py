@@ -6,9 +6,10 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import bindparam, delete, inspect, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import make_transient_to_detached
 
 from app import errors
 from app.config import Settings
@@ -24,8 +25,9 @@ from app.security import (
     verify_password,
 )
 from app.services.outbox import queue_mail
+from app.sql import Statement, direct
 from models.accounts import EmailVerificationToken, RefreshToken, User
-from models.base import utcnow
+from models.base import table_of, utcnow
 
 
 @dataclass(frozen=True)
@@ -40,9 +42,24 @@ def normalize_email(email: str) -> str:
     return email.strip().lower()
 
 
+# Every authenticated request reads its user: the row goes straight to the driver
+# (app/sql.py) and becomes a detached User, as a session closed after loading it leaves.
+_USERS = table_of(User)
+_USER_ATTRIBUTES = tuple(inspect(User).get_property_by_column(column).key for column in _USERS.c)
+_ACTIVE_USER = Statement(
+    select(*_USERS.c).where(_USERS.c.id == bindparam("user_id"), _USERS.c.is_active.is_(True))
+)
+
+
 async def get_active_user(session: AsyncSession, *, user_id: int) -> User | None:
-    user = await session.get(User, user_id)
-    return user if user is not None and user.is_active else None
+    """The user, unless unknown or deactivated; detached from the session. Inside a
+    transaction."""
+    rows = await (await direct(session)).rows(_ACTIVE_USER, {"user_id": user_id})
+    if not rows:
+        return None
+    user = User(**dict(zip(_USER_ATTRIBUTES, rows[0], strict=True)))
+    make_transient_to_detached(user)
+    return user
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -24,6 +24,7 @@ from app.services.discounts import PricedLine, quote_discount, record_discount_u
 from app.services.inventory import StockLine, take_stock
 from app.services.order_status import PENDING_PAYMENT, StatusChange, events_of, record_event
 from app.services.outbox import queue_mail
+from app.sql import Statement, direct
 from models.accounts import User
 from models.base import table_of, utcnow
 from models.catalog import Product
@@ -88,18 +89,21 @@ async def _order_by_key(session: AsyncSession, user_id: int, key: str | None) ->
     )
 
 
-# Checkout writes with plain statements on the tables: it reads nothing back but ids,
-# and the session's unit of work (identity map, flush ordering) was most of its CPU.
+# Checkout sends plain statements on the tables straight to the driver (app/sql.py): it
+# reads nothing back but ids, and the session's unit of work and execution path were
+# most of its CPU.
 _CARTS = table_of(Cart)
 _CART_ITEMS = table_of(CartItem)
 _PRODUCTS = table_of(Product)
 _ORDERS = table_of(Order)
 _ORDER_ITEMS = table_of(OrderItem)
 
-_LOCK_CART = select(_CARTS.c.id).where(_CARTS.c.user_id == bindparam("user_id")).with_for_update()
+_LOCK_CART = Statement(
+    select(_CARTS.c.id).where(_CARTS.c.user_id == bindparam("user_id")).with_for_update()
+)
 # The cart's lines with what the order snapshots, in product id order (the order stock
 # rows are locked in).
-_CART_LINES = (
+_CART_LINES = Statement(
     select(
         _CART_ITEMS.c.product_id,
         _CART_ITEMS.c.quantity,
@@ -113,15 +117,25 @@ _CART_LINES = (
     .where(_CART_ITEMS.c.cart_id == bindparam("cart_id"))
     .order_by(_CART_ITEMS.c.product_id)
 )
-# Values are passed at execution: a statement built once has one cache key.
-_ADD_ORDER = insert(_ORDERS)
-_ADD_ORDER_ITEMS = insert(_ORDER_ITEMS)
-_EMPTY_CART = delete(_CART_ITEMS).where(_CART_ITEMS.c.cart_id == bindparam("cart_id"))
-_TOUCH_CART = (
+# Values are passed at execution: the columns are the names given.
+_ADD_ORDER = Statement(insert(_ORDERS))
+_ADD_ORDER_ITEMS = Statement(insert(_ORDER_ITEMS))
+_EMPTY_CART = Statement(delete(_CART_ITEMS).where(_CART_ITEMS.c.cart_id == bindparam("cart_id")))
+_TOUCH_CART = Statement(
     update(_CARTS)
     .where(_CARTS.c.id == bindparam("cart_id"))
     .values(updated_at=bindparam("touched_at"))
 )
+
+
+class _CartLine(NamedTuple):
+    product_id: int
+    quantity: int
+    slug: str
+    name: str
+    price_cents: int
+    currency: str
+    category_id: int | None
 
 
 async def _place(
@@ -134,12 +148,15 @@ async def _place(
 ) -> tuple[Order, StatusChange | None]:
     # The cart row lock makes two checkouts of one cart run one after the other, so a
     # retry finds the order its first attempt committed (and not an emptied cart).
-    cart_id = await session.scalar(_LOCK_CART, {"user_id": user.id})
+    db = await direct(session)
+    cart_id = await db.scalar(_LOCK_CART, {"user_id": user.id})
     earlier = await _order_by_key(session, user.id, idempotency_key)
     if earlier is not None:
         return earlier, None
     rows = (
-        [] if cart_id is None else (await session.execute(_CART_LINES, {"cart_id": cart_id})).all()
+        []
+        if cart_id is None
+        else [_CartLine(*row) for row in await db.rows(_CART_LINES, {"cart_id": cart_id})]
     )
     if not rows:
         raise errors.CartEmpty()
@@ -184,13 +201,12 @@ async def _place(
         order.discount_total_cents = quote.amount_cents
         order.total_cents = subtotal - quote.amount_cents
     levels = await take_stock(
-        session, [StockLine(row.product_id, row.slug, row.quantity) for row in rows]
+        session, [StockLine(row.product_id, row.slug, row.quantity) for row in rows], now=now
     )
     # A reused Idempotency-Key fails here, on the unique index.
-    added = await session.execute(
+    order.id = await db.insert(
         _ADD_ORDER, {column: getattr(order, column) for column in _ORDER_COLUMNS}
     )
-    order.id = added.inserted_primary_key[0]  # type: ignore[attr-defined]
     order.items = [
         OrderItem(
             order_id=order.id,
@@ -202,12 +218,12 @@ async def _place(
         )
         for row in rows
     ]
-    await session.execute(
+    await db.write_many(
         _ADD_ORDER_ITEMS,
         [{column: getattr(item, column) for column in _ITEM_COLUMNS} for item in order.items],
     )
-    await session.execute(_EMPTY_CART, {"cart_id": cart_id})
-    await session.execute(_TOUCH_CART, {"cart_id": cart_id, "touched_at": now})
+    await db.write(_EMPTY_CART, {"cart_id": cart_id})
+    await db.write(_TOUCH_CART, {"cart_id": cart_id, "touched_at": now})
     await _queue_confirmation(session, user, order)
     change = await record_event(
         session,

@@ -10,12 +10,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import errors
 from app.events import StockChanged, StockLevelOut
+from app.sql import Statement, direct
 from models.base import table_of
 from models.catalog import Product
 from models.orders import OrderItem
@@ -36,24 +38,28 @@ class StockLine:
     quantity: int
 
 
-# Built once, on the table rather than the mapped class: checkout runs it for every
-# line of every order, and building the statement each time, or the ORM's bulk UPDATE
-# handling, was a visible share of its CPU.
+# Built once, on the table rather than the mapped class, and sent straight to the
+# driver (app/sql.py): checkout runs it for every line of every order.
 _PRODUCTS = table_of(Product)
-_TAKE_STOCK = (
+_TAKE_STOCK = Statement(
     update(_PRODUCTS)
     .where(
         _PRODUCTS.c.id == bindparam("product_id"),
         _PRODUCTS.c.is_active.is_(True),
         _PRODUCTS.c.stock >= bindparam("quantity"),
     )
-    .values(stock=_PRODUCTS.c.stock - bindparam("quantity"))
+    .values(stock=_PRODUCTS.c.stock - bindparam("quantity"), updated_at=bindparam("now"))
 )
-_STOCK_LEVELS = (
-    select(_PRODUCTS.c.slug, _PRODUCTS.c.stock)
-    .where(_PRODUCTS.c.id.in_(bindparam("product_ids", expanding=True)))
-    .order_by(_PRODUCTS.c.id)
-)
+
+
+@cache
+def _stock_levels_of(count: int) -> Statement:
+    """The slug and stock of `count` products (parameters id_0 ... id_<count-1>)."""
+    return Statement(
+        select(_PRODUCTS.c.slug, _PRODUCTS.c.stock)
+        .where(_PRODUCTS.c.id.in_([bindparam(f"id_{number}") for number in range(count)]))
+        .order_by(_PRODUCTS.c.id)
+    )
 
 
 def stock_events(levels: Iterable[StockLevel], at: datetime) -> list[StockChanged]:
@@ -64,23 +70,28 @@ def stock_events(levels: Iterable[StockLevel], at: datetime) -> list[StockChange
     ]
 
 
-async def take_stock(session: AsyncSession, lines: Sequence[StockLine]) -> tuple[StockLevel, ...]:
+async def take_stock(
+    session: AsyncSession, lines: Sequence[StockLine], *, now: datetime
+) -> tuple[StockLevel, ...]:
     """Decrement each product's stock unless it would go below zero (`lines` sorted by
     product id, so concurrent orders lock rows in one order); InsufficientStock naming
     every product short otherwise (the caller's transaction must then roll back)."""
+    db = await direct(session)
     short = []
     for line in lines:
-        taken = await session.execute(
-            _TAKE_STOCK, {"product_id": line.product_id, "quantity": line.quantity}
+        taken = await db.write(
+            _TAKE_STOCK, {"product_id": line.product_id, "quantity": line.quantity, "now": now}
         )
-        if taken.rowcount != 1:  # type: ignore[attr-defined]
+        if taken != 1:
             short.append(line.slug)
     if short:
         raise errors.InsufficientStock(short)
     return await stock_levels(session, [line.product_id for line in lines if line.product_id])
 
 
-async def retake_stock(session: AsyncSession, order_id: int) -> tuple[StockLevel, ...]:
+async def retake_stock(
+    session: AsyncSession, order_id: int, *, now: datetime
+) -> tuple[StockLevel, ...]:
     """Take an order's items again (after its stock went back); InsufficientStock when
     any of them is short or gone."""
     rows = await session.execute(
@@ -88,7 +99,7 @@ async def retake_stock(session: AsyncSession, order_id: int) -> tuple[StockLevel
         .where(OrderItem.order_id == order_id)
         .order_by(OrderItem.product_id)
     )
-    return await take_stock(session, [StockLine(*row) for row in rows])
+    return await take_stock(session, [StockLine(*row) for row in rows], now=now)
 
 
 async def put_back_stock(session: AsyncSession, order_id: int) -> tuple[StockLevel, ...]:
@@ -113,7 +124,13 @@ async def put_back_stock(session: AsyncSession, order_id: int) -> tuple[StockLev
 async def stock_levels(session: AsyncSession, product_ids: list[int]) -> tuple[StockLevel, ...]:
     """The products' stock as this transaction sees it (read from the rows, not the
     session's objects, which the guarded updates leave untouched)."""
-    rows = await session.execute(_STOCK_LEVELS, {"product_ids": product_ids})
+    if not product_ids:
+        return ()
+    db = await direct(session)
+    rows = await db.rows(
+        _stock_levels_of(len(product_ids)),
+        {f"id_{number}": product_id for number, product_id in enumerate(product_ids)},
+    )
     return tuple(StockLevel(slug=slug, stock=stock) for slug, stock in rows)
 
 

@@ -21,6 +21,7 @@ from app.events import Event, OrderStatusChanged
 from app.messages import ORDER_STATUS_CONFLICT
 from app.services.discounts import give_back_discount_use, retake_discount_use
 from app.services.inventory import StockLevel, put_back_stock, retake_stock, stock_events
+from app.sql import Statement, direct
 from models.base import table_of
 from models.orders import Order, OrderEvent
 
@@ -53,7 +54,7 @@ _ENDS_ORDER = frozenset({PAYMENT_FAILED, CANCELLED, EXPIRED, REFUNDED})
 _GIVES_BACK_DISCOUNT = frozenset({PAYMENT_FAILED, CANCELLED, EXPIRED})
 # Statuses that hold stock and the discount use again after a failed payment.
 _RECOVERS_ORDER = frozenset({PENDING_PAYMENT, PAID})
-_ADD_EVENT = insert(table_of(OrderEvent))
+_ADD_EVENT = Statement(insert(table_of(OrderEvent)))
 
 
 @dataclass(frozen=True)
@@ -97,10 +98,10 @@ async def record_event(
 ) -> StatusChange:
     """Add the order's timeline row for `status` (the order's row already says it)."""
     # A plain INSERT: the id is all that is read back, so no object goes through a flush.
-    added = await session.execute(
+    db = await direct(session)
+    event_id = await db.insert(
         _ADD_EVENT, {"order_id": order_id, "status": status, "created_at": now}
     )
-    event_id = added.inserted_primary_key[0]  # type: ignore[attr-defined]
     return StatusChange(order_id, user_id, previous, status, event_id, now, levels)
 
 
@@ -145,7 +146,7 @@ async def apply_transition(
     if discount_id is not None and current in _HOLDS_STOCK and target in _GIVES_BACK_DISCOUNT:
         await give_back_discount_use(session, discount_id=discount_id)
     if current == PAYMENT_FAILED and target in _RECOVERS_ORDER:
-        levels = await retake_stock(session, order_id)
+        levels = await retake_stock(session, order_id, now=now)
         if discount_id is not None:
             await retake_discount_use(session, discount_id=discount_id)
     return await record_event(

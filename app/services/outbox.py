@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.mail import SMTP_TIMEOUT, MailBackend, build_message
 from app.metrics import Metrics
+from app.sql import Statement, direct
 from models.base import table_of, utcnow
 from models.mail import OutboxMessage
 
@@ -30,19 +31,21 @@ BATCH_SIZE = 50
 # send starts that could outlast the claim, so the claim always outlives the sends.
 CLAIM_SECONDS = 120
 MAX_BACKOFF_SECONDS = 3600
-_ADD_MESSAGE = insert(table_of(OutboxMessage))
+_ADD_MESSAGE = Statement(insert(table_of(OutboxMessage)))
 
 
 async def queue_mail(session: AsyncSession, *, recipient: str, subject: str, body: str) -> None:
     """Add a message to the outbox as part of the caller's transaction."""
     now = utcnow()
     # A plain INSERT: nothing reads the row back, so it skips the session's unit of work.
-    await session.execute(
+    db = await direct(session)
+    await db.insert(
         _ADD_MESSAGE,
         {
             "recipient": recipient,
             "subject": subject,
             "body": body,
+            "attempts": 0,
             "created_at": now,
             "next_attempt_at": now,
         },

@@ -1,0 +1,212 @@
+"""Core statements sent straight to the driver, inside a session's transaction.
+
+Through `session.execute`, a statement costs about 200 us of SQLAlchemy's execution
+path (greenlet switch, execution context, result wrapping) on top of the driver's own
+100 us; checkout sends a dozen per order, and that was most of its CPU. The statements
+here are still built with Core and compiled once per dialect with their types' bind and
+result processing, then sent on the driver's connection of the session's transaction,
+so BEGIN, COMMIT, the pool and rollback stay the session's. Each statement is bounded
+by the session's database timeout, and the driver's errors are raised as SQLAlchemy's
+(IntegrityError, OperationalError...) exactly as `session.execute` raises them.
+
+Only for statements whose every value is given: a column default computed in Python
+(`default=`, `onupdate=`) is not applied here, and compiling refuses such a statement.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.sql import ClauseElement, Select
+
+from app.db import database_timed_out
+
+Processor = Callable[[Any], Any] | None
+Row = tuple[Any, ...]
+# Where a session keeps its Direct between calls of one transaction.
+_SESSION_KEY = "direct_sql"
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    sql: str
+    names: tuple[str, ...]  # the parameters, in the order the SQL takes them
+    bind_processors: tuple[Processor, ...]
+    result_processors: tuple[Processor, ...]
+
+    def arguments(self, params: Mapping[str, Any]) -> tuple[Any, ...]:
+        return tuple(
+            params[name] if process is None else process(params[name])
+            for name, process in zip(self.names, self.bind_processors, strict=True)
+        )
+
+    def row(self, values: Sequence[Any]) -> Row:
+        if not any(self.result_processors):
+            return tuple(values)
+        return tuple(
+            value if process is None else process(value)
+            for value, process in zip(values, self.result_processors, strict=True)
+        )
+
+
+class Statement:
+    """A Core statement to run with `Direct`; compiled on first use, per dialect and per
+    set of parameter names (an INSERT's columns are the names it is given)."""
+
+    def __init__(self, statement: ClauseElement) -> None:
+        self.statement = statement
+        self._compiled: weakref.WeakKeyDictionary[Dialect, dict[tuple[str, ...], _Compiled]]
+        self._compiled = weakref.WeakKeyDictionary()
+
+    def compiled(self, dialect: Dialect, names: tuple[str, ...]) -> _Compiled:
+        forms = self._compiled.setdefault(dialect, {})
+        form = forms.get(names)
+        if form is None:
+            form = forms[names] = self._compile(dialect, names)
+        return form
+
+    def _compile(self, dialect: Dialect, names: tuple[str, ...]) -> _Compiled:
+        compiled: Any = self.statement.compile(dialect=dialect, column_keys=list(names))
+        defaulted = [*compiled.insert_prefetch, *compiled.update_prefetch]
+        if defaulted:
+            raise ValueError(
+                f"give {', '.join(column.name for column in defaulted)} a value: "
+                "Python-side column defaults are not applied here"
+            )
+        positions = tuple(compiled.positiontup or ())
+        if any(compiled.binds[name].expanding for name in positions):
+            raise ValueError("expanding parameters are not supported: bind each value")
+        columns = self.statement.selected_columns if isinstance(self.statement, Select) else ()
+        return _Compiled(
+            sql=compiled.string,
+            names=positions,
+            bind_processors=tuple(
+                compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect)
+                for name in positions
+            ),
+            result_processors=tuple(
+                column.type.dialect_impl(dialect).result_processor(dialect, None)
+                for column in columns
+            ),
+        )
+
+
+class Direct:
+    """The driver's connection of one session transaction (see the module docstring).
+    Get it with `direct(session)`."""
+
+    def __init__(
+        self, connection: AsyncConnection, driver: Any, timeout: float | None, marker: object
+    ) -> None:
+        self._connection = connection
+        self._driver = driver  # aiomysql's or aiosqlite's connection
+        self._dialect = connection.dialect
+        self._timeout = timeout
+        self.marker = marker  # the transaction it belongs to
+
+    async def rows(
+        self, statement: Statement, params: Mapping[str, Any] | None = None
+    ) -> list[Row]:
+        _, rows = await self._execute(statement, params or {}, fetch=True)
+        return rows
+
+    async def scalar(self, statement: Statement, params: Mapping[str, Any] | None = None) -> Any:
+        """The first column of the first row; None without rows."""
+        rows = await self.rows(statement, params)
+        return rows[0][0] if rows else None
+
+    async def write(self, statement: Statement, params: Mapping[str, Any]) -> int:
+        """The rows changed."""
+        cursor, _ = await self._execute(statement, params)
+        return int(cursor.rowcount)
+
+    async def insert(self, statement: Statement, params: Mapping[str, Any]) -> int:
+        """The id the database gave the row inserted."""
+        cursor, _ = await self._execute(statement, params)
+        return int(cursor.lastrowid)
+
+    async def write_many(self, statement: Statement, rows: Sequence[Mapping[str, Any]]) -> int:
+        """The statement once per mapping of `rows` (all with the same names); the rows
+        changed."""
+        cursor, _ = await self._execute(statement, rows, many=True)
+        return int(cursor.rowcount)
+
+    async def _execute(
+        self, statement: Statement, params: Any, *, many: bool = False, fetch: bool = False
+    ) -> tuple[Any, list[Row]]:
+        """(the cursor, closed: its rowcount and lastrowid stay readable; the rows
+        fetched, when `fetch`)."""
+        compiled = statement.compiled(self._dialect, tuple(params[0] if many else params))
+        cursor = await self._driver.cursor()
+        try:
+            if many:
+                arguments = [compiled.arguments(one) for one in params]
+                await self._bounded(cursor.executemany(compiled.sql, arguments), compiled)
+            else:
+                await self._bounded(
+                    cursor.execute(compiled.sql, compiled.arguments(params)), compiled
+                )
+            fetched = await self._bounded(cursor.fetchall(), compiled) if fetch else []
+        finally:
+            await cursor.close()
+        return cursor, [compiled.row(values) for values in fetched]
+
+    async def _bounded(self, call: Any, compiled: _Compiled) -> Any:
+        """Await the driver's `call` within the timeout, raising its errors as
+        SQLAlchemy's. A connection whose call failed mid-way (cancelled, timed out,
+        disconnected) is invalidated, as SQLAlchemy does, so the pool never hands it out
+        again."""
+        dbapi = self._dialect.loaded_dbapi
+        deadline = asyncio.timeout(self._timeout)
+        try:
+            async with deadline:
+                return await call
+        except dbapi.Error as error:
+            lost = self._dialect.is_disconnect(error, None, None)
+            if lost:
+                await self._connection.invalidate(error)
+            raise DBAPIError.instance(
+                compiled.sql,
+                None,
+                error,
+                dbapi.Error,
+                hide_parameters=True,
+                connection_invalidated=lost,
+                dialect=self._dialect,
+            ) from error
+        except BaseException as error:
+            await self._connection.invalidate()
+            if isinstance(error, TimeoutError) and deadline.expired():
+                raise database_timed_out(self._timeout) from error
+            raise
+
+
+async def direct(session: AsyncSession) -> Direct:
+    """The driver's connection of the session's current transaction (it must have
+    begun); the same object for every call within that transaction.
+
+    Objects added to or changed in the session are flushed first, as an ORM statement
+    would autoflush them, so rows written here may refer to them.
+    """
+    transaction = session.sync_session.get_transaction()
+    if transaction is None:
+        raise RuntimeError("direct SQL runs inside a transaction: begin one first")
+    if session.new or session.dirty or session.deleted:
+        await session.flush()
+    cached = session.info.get(_SESSION_KEY)
+    if isinstance(cached, Direct) and cached.marker is transaction:
+        return cached
+    connection = await session.connection()
+    raw = await connection.get_raw_connection()
+    found = Direct(
+        connection, raw.driver_connection, getattr(session, "database_timeout", None), transaction
+    )
+    session.info[_SESSION_KEY] = found
+    return found
