@@ -11,6 +11,8 @@ by the session's database timeout, and the driver's errors are raised as SQLAlch
 
 Only for statements whose every value is given: a column default computed in Python
 (`default=`, `onupdate=`) is not applied here, and compiling refuses such a statement.
+The engine's cursor events do not fire for them either: their listeners (Sentry's
+SQLAlchemy integration among them) expect the execution context skipped here.
 """
 
 from __future__ import annotations
@@ -148,11 +150,10 @@ class Direct:
         try:
             if many:
                 arguments = [compiled.arguments(one) for one in params]
-                await self._bounded(cursor.executemany(compiled.sql, arguments), compiled)
+                sent = cursor.executemany(compiled.sql, arguments)
             else:
-                await self._bounded(
-                    cursor.execute(compiled.sql, compiled.arguments(params)), compiled
-                )
+                sent = cursor.execute(compiled.sql, compiled.arguments(params))
+            await self._bounded(sent, compiled)
             fetched = await self._bounded(cursor.fetchall(), compiled) if fetch else []
         finally:
             await cursor.close()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 
 import pytest
@@ -171,46 +171,52 @@ async def test_connections_cancelled_mid_query_never_answer_a_later_query(
         assert [r.json()["slug"] for r in responses] == slugs * 3
 
 
+async def checkout_struck_mid_statement(
+    ctx: AppContext, proxied: ProxiedService, buyer: LoggedIn, fault: Callable[[], None]
+) -> tuple[Response, float]:
+    """A checkout through the proxy, held mid-transaction on its stock update (the
+    product's row is locked meanwhile), when `fault` strikes the proxy; its answer and
+    how long it took."""
+    async with ctx.sessionmaker() as session, session.begin():
+        await session.execute(select(Product).where(Product.slug == "brass-lamp").with_for_update())
+        checkout = asyncio.create_task(timed(place_order(proxied.api, buyer.token)))
+        await poll(lambda: taking_stock(ctx), timeout=5, failure="the checkout never waited")
+        fault()
+        return await checkout
+
+
+async def assert_the_next_checkout_succeeds(
+    ctx: AppContext, proxied: ProxiedService, buyer: LoggedIn
+) -> None:
+    retried = await place_order(proxied.api, buyer.token)
+    assert retried.status == 201, retried.body
+    assert await stock_of(ctx, "brass-lamp") == 9
+
+
 @pytest.mark.settings(database_timeout=5)
 async def test_a_connection_cut_mid_statement_gives_503_at_once_and_the_next_succeeds(
     ctx: AppContext, client: ApiClient, proxied: ProxiedService
 ) -> None:
     buyer = await open_shop(ctx, client)
-    async with ctx.sessionmaker() as session, session.begin():
-        # Hold the product's row: the checkout through the proxy waits for it, mid-statement.
-        await session.execute(select(Product).where(Product.slug == "brass-lamp").with_for_update())
-        checkout = asyncio.create_task(timed(place_order(proxied.api, buyer.token)))
-        await poll(lambda: taking_stock(ctx), timeout=5, failure="the checkout never waited")
-        proxied.proxy.cut()
-        response, elapsed = await checkout
+    response, elapsed = await checkout_struck_mid_statement(ctx, proxied, buyer, proxied.proxy.cut)
     assert response.status == 503, response.body
     assert response.error_code == "service_unavailable"
     assert elapsed < 5, "it waited for the timeout, not for the cut"
     assert await stock_of(ctx, "brass-lamp") == 10  # the cut transaction rolled back
-
-    retried = await place_order(proxied.api, buyer.token)
-    assert retried.status == 201, retried.body
-    assert await stock_of(ctx, "brass-lamp") == 9
+    await assert_the_next_checkout_succeeds(ctx, proxied, buyer)
 
 
 async def test_a_checkout_whose_database_hangs_mid_transaction_gives_503_and_takes_nothing(
     ctx: AppContext, client: ApiClient, proxied: ProxiedService
 ) -> None:
     buyer = await open_shop(ctx, client)
-    async with ctx.sessionmaker() as session, session.begin():
-        # Hold the product's row so the checkout is mid-transaction when the proxy freezes.
-        await session.execute(select(Product).where(Product.slug == "brass-lamp").with_for_update())
-        checkout = asyncio.create_task(timed(place_order(proxied.api, buyer.token)))
-        await poll(lambda: taking_stock(ctx), timeout=5, failure="the checkout never waited")
-        proxied.proxy.freeze()
-        response, elapsed = await checkout
+    response, elapsed = await checkout_struck_mid_statement(
+        ctx, proxied, buyer, proxied.proxy.freeze
+    )
     assert_unavailable(response, elapsed)
     assert await stock_of(ctx, "brass-lamp") == 10
-
     proxied.proxy.thaw()
-    retried = await place_order(proxied.api, buyer.token)
-    assert retried.status == 201, retried.body
-    assert await stock_of(ctx, "brass-lamp") == 9
+    await assert_the_next_checkout_succeeds(ctx, proxied, buyer)
 
 
 async def taking_stock(ctx: AppContext) -> bool:
