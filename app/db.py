@@ -43,6 +43,10 @@ PING_AFTER_IDLE_SECONDS = 1.0
 class DatabaseTimeout(TimeoutError):
     """The database did not answer within DATABASE_TIMEOUT; the edge answers 503."""
 
+    @classmethod
+    def after(cls, seconds: float | None) -> DatabaseTimeout:
+        return cls(f"no answer from the database within {seconds:g} s")
+
 
 def make_engine(database_url: str, *, timeout: float | None) -> AsyncEngine:
     """Create the engine, tuned per backend (see README, "Data layer").
@@ -181,13 +185,9 @@ def _bounded(method: Callable[..., Awaitable[T]]) -> Any:
         except TimeoutError as error:
             if not deadline.expired():
                 raise  # someone else's timeout, passing through
-            raise database_timed_out(self.database_timeout) from error
+            raise DatabaseTimeout.after(self.database_timeout) from error
 
     return bounded
-
-
-def database_timed_out(seconds: float | None) -> DatabaseTimeout:
-    return DatabaseTimeout(f"no answer from the database within {seconds:g} s")
 
 
 class BoundedTransaction(AsyncSessionTransaction):

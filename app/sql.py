@@ -28,7 +28,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.sql import ClauseElement, Select
 
-from app.db import database_timed_out
+from app.db import DatabaseTimeout
 
 Processor = Callable[[Any], Any] | None
 Row = tuple[Any, ...]
@@ -41,7 +41,7 @@ class _Compiled:
     sql: str
     names: tuple[str, ...]  # the parameters, in the order the SQL takes them
     bind_processors: tuple[Processor, ...]
-    result_processors: tuple[Processor, ...]
+    result_processors: tuple[Processor, ...]  # empty when no column needs one
 
     def arguments(self, params: Mapping[str, Any]) -> tuple[Any, ...]:
         return tuple(
@@ -50,7 +50,7 @@ class _Compiled:
         )
 
     def row(self, values: Sequence[Any]) -> Row:
-        if not any(self.result_processors):
+        if not self.result_processors:
             return tuple(values)
         return tuple(
             value if process is None else process(value)
@@ -68,7 +68,9 @@ class Statement:
         self._compiled = weakref.WeakKeyDictionary()
 
     def compiled(self, dialect: Dialect, names: tuple[str, ...]) -> _Compiled:
-        forms = self._compiled.setdefault(dialect, {})
+        forms = self._compiled.get(dialect)
+        if forms is None:
+            forms = self._compiled[dialect] = {}
         form = forms.get(names)
         if form is None:
             form = forms[names] = self._compile(dialect, names)
@@ -86,6 +88,9 @@ class Statement:
         if any(compiled.binds[name].expanding for name in positions):
             raise ValueError("expanding parameters are not supported: bind each value")
         columns = self.statement.selected_columns if isinstance(self.statement, Select) else ()
+        result_processors = tuple(
+            column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns
+        )
         return _Compiled(
             sql=compiled.string,
             names=positions,
@@ -93,10 +98,7 @@ class Statement:
                 compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect)
                 for name in positions
             ),
-            result_processors=tuple(
-                column.type.dialect_impl(dialect).result_processor(dialect, None)
-                for column in columns
-            ),
+            result_processors=result_processors if any(result_processors) else (),
         )
 
 
@@ -185,7 +187,7 @@ class Direct:
         except BaseException as error:
             await self._connection.invalidate()
             if isinstance(error, TimeoutError) and deadline.expired():
-                raise database_timed_out(self._timeout) from error
+                raise DatabaseTimeout.after(self._timeout) from error
             raise
 
 

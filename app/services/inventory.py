@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from functools import cache
+from functools import lru_cache
 
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -52,7 +52,8 @@ _TAKE_STOCK = Statement(
 )
 
 
-@cache
+# One statement per number of products; orders rarely have more than a few dozen lines.
+@lru_cache(maxsize=64)
 def _stock_levels_of(count: int) -> Statement:
     """The slug and stock of `count` products (parameters id_0 ... id_<count-1>)."""
     return Statement(
