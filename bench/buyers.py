@@ -1,15 +1,13 @@
-"""Checkout load, in a process of its own so that its work is not counted in the
-measuring process.
+"""The checkout benchmark's baseline, in a process of its own so that its work is not
+counted in the measuring process.
 
-    python -m bench.buyers http URL CONCURRENCY   (stdin: a JSON list of access tokens)
-    python -m bench.buyers sql DATABASE_URL CONCURRENCY   (stdin: a JSON list of user ids)
+    python -m bench.buyers DATABASE_URL CONCURRENCY   (stdin: a JSON list of user ids)
 
 Each of CONCURRENCY buyers takes the next shopper whose cart is filled and checks it
-out: `http` with `POST URL/api/v1/orders`, `sql` with the same transaction as the
-checkout service, sent through aiomysql with no HTTP and no ORM (the baseline). Prints
-one JSON line: `seconds` (the whole run), `cpu_seconds` (this process's CPU time over
-the run), `latencies` (each checkout's, in seconds) and `outcomes` (`placed` or `short`
-of stock -> checkouts).
+out with the same transaction as the checkout service, sent through aiomysql with no
+HTTP and no ORM. Prints one JSON line: `seconds` (the whole run), `cpu_seconds` (this
+process's CPU time over the run), `placed` and `short` (checkouts that found a product
+sold out), and `p50_ms` and `p99_ms` (checkout latency).
 """
 
 from __future__ import annotations
@@ -24,9 +22,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import aiomysql
-from tornado.httpclient import AsyncHTTPClient
 
-from bench.common import mariadb_address
+from bench.common import mariadb_address, percentile
 
 PLACED, SHORT = "placed", "short"
 # MySQL errors after which the transaction is run again, as app/db.py does.
@@ -55,44 +52,11 @@ async def run_buyers(
     return {
         "seconds": time.perf_counter() - started,
         "cpu_seconds": time.process_time() - cpu_started,
-        "latencies": latencies,
-        "outcomes": dict(outcomes),
+        PLACED: outcomes[PLACED],
+        SHORT: outcomes[SHORT],
+        "p50_ms": percentile(latencies, 0.50) * 1000,
+        "p99_ms": percentile(latencies, 0.99) * 1000,
     }
-
-
-async def over_http(url: str, concurrency: int, tokens: list[str]) -> dict[str, Any]:
-    client = AsyncHTTPClient(force_instance=True, max_clients=concurrency)
-    body = json.dumps(
-        {
-            "shipping_address": {
-                "name": "Ada Buyer",
-                "line1": "1 Long Street",
-                "city": "Leeds",
-                "postal_code": "LS1 1AA",
-                "country": "GB",
-            }
-        }
-    )
-
-    async def checkout(token: str) -> str:
-        response = await client.fetch(
-            f"{url}/api/v1/orders",
-            method="POST",
-            body=body,
-            headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"},
-            request_timeout=300,
-            raise_error=False,
-        )
-        if response.code == 201:
-            return PLACED
-        if response.code == 409:
-            return SHORT
-        raise RuntimeError(f"checkout answered {response.code}: {response.body[:300]!r}")
-
-    try:
-        return await run_buyers(tokens, concurrency, checkout)
-    finally:
-        client.close()
 
 
 async def over_sql(database_url: str, concurrency: int, user_ids: list[int]) -> dict[str, Any]:
@@ -196,12 +160,11 @@ ADDRESS_JSON = json.dumps(
 MAIL_BODY = "Thank you for your order.\n" + "3 x Bench Item: 14.97 USD\n" * 3 + "Total\n" * 4
 
 
-def main(mode: str, target: str, concurrency: int) -> int:
-    shoppers = json.load(sys.stdin)
-    run = over_http if mode == "http" else over_sql
-    print(json.dumps(asyncio.run(run(target, concurrency, shoppers))), flush=True)
+def main(database_url: str, concurrency: int) -> int:
+    user_ids = json.load(sys.stdin)
+    print(json.dumps(asyncio.run(over_sql(database_url, concurrency, user_ids))), flush=True)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1], sys.argv[2], int(sys.argv[3])))
+    sys.exit(main(sys.argv[1], int(sys.argv[2])))

@@ -6,20 +6,26 @@ chosen among PRODUCTS; a few products have little stock, so some checkouts find 
 whose cart was filled beforehand, so only the checkout is timed.
 
 Measured: `python -m app serve` (DEBUG off) on the BENCH_DATABASE_URL database, loaded
-with `POST /api/v1/orders` by bench/buyers.py in a separate process. Baseline: the same
-statements (bench/buyers.py `sql`) through aiomysql at the same concurrency, from a
-separate process, against the same database, no HTTP. Rounds alternate (baseline,
-service, three times). After every round the integrity check holds or the benchmark fails:
-for every product, stock + units in orders = initial stock, and no stock is negative.
+for SERVICE_SECONDS per round by wrk with BUYERS connections, each request
+`POST /api/v1/orders` for the next prepared cart (bench/checkout.lua). Baseline: the same
+statements (bench/buyers.py) through aiomysql at the same concurrency, from a separate
+process, against the same database, no HTTP, ORDERS checkouts per round. Rounds
+alternate (baseline, service, three times). After every round the integrity check holds
+or the benchmark fails: for every product, stock + units in orders = initial stock, and
+no stock is negative.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import random
-from functools import partial
+import statistics
 import tempfile
+from dataclasses import dataclass
+from functools import partial
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -30,15 +36,20 @@ from bench.common import (
     connect_mariadb,
     fresh_environment,
     prepare_mariadb,
-    milliseconds,
     run_load,
     server,
 )
+from bench.wrk import THREADS, run_script
 
 TITLE = "Checkout throughput on MariaDB"
 BUYERS = int(os.environ.get("BENCH_BUYERS", "32"))
 PRODUCTS = int(os.environ.get("BENCH_PRODUCTS", "200"))
-ORDERS = int(os.environ.get("BENCH_ORDERS", "500"))  # per round
+ORDERS = int(os.environ.get("BENCH_ORDERS", "500"))  # per baseline round
+SERVICE_SECONDS = 3
+# Carts prepared per service round: enough for 1,000 checkouts a second. A round that
+# runs out fails and says so.
+SERVICE_CARTS = int(os.environ.get("BENCH_SERVICE_CARTS", "3000"))
+SCRIPT = Path(__file__).resolve().parent / "checkout.lua"
 ITEMS_PER_ORDER = 3
 STOCK, SCARCE_STOCK, SCARCE_EVERY = 100_000, 5, 20
 TARGET_RATIO = 0.5
@@ -63,13 +74,14 @@ def initial_stocks() -> list[int]:
 
 
 async def prepare(env: dict[str, str]) -> tuple[dict[str, int], list[list[tuple[int, str]]]]:
-    """The products (slug -> initial stock) and, per round, ORDERS shoppers (user id,
-    token) with filled carts."""
+    """The products (slug -> initial stock) and, per round, its shoppers (user id, token)
+    with filled carts: ORDERS for a baseline round, SERVICE_CARTS for a service round."""
     choose = random.Random(10)  # nosec B311 - a repeatable mix, not a secret
     stocks = initial_stocks()
+    sizes = [SERVICE_CARTS if kind == SERVICE else ORDERS for kind in ROUNDS]
     async with shop_data.shop_context(env) as ctx:
         slugs = await shop_data.add_products(ctx, stocks)
-        shoppers = await shop_data.add_shoppers(ctx, ORDERS * len(ROUNDS))
+        shoppers = await shop_data.add_shoppers(ctx, sum(sizes))
         await shop_data.side_by_side(
             partial(
                 shop_data.fill_cart,
@@ -79,9 +91,8 @@ async def prepare(env: dict[str, str]) -> tuple[dict[str, int], list[list[tuple[
             )
             for user, _ in shoppers
         )
-    pairs = [(user.id, token) for user, token in shoppers]
-    rounds = [pairs[number * ORDERS : (number + 1) * ORDERS] for number in range(len(ROUNDS))]
-    return dict(zip(slugs, stocks)), rounds
+    pairs = iter([(user.id, token) for user, token in shoppers])
+    return dict(zip(slugs, stocks)), [list(islice(pairs, size)) for size in sizes]
 
 
 async def integrity(database_url: str, initial: dict[str, int]) -> str:
@@ -106,32 +117,74 @@ async def integrity(database_url: str, initial: dict[str, int]) -> str:
     return "; ".join(wrong) or "ok"
 
 
+@dataclass(frozen=True)
+class Round:
+    kind: str
+    placed: int
+    short: int  # checkouts that found a product sold out (409)
+    seconds: float
+    cpu_seconds: float  # the server's over a service round, the baseline process's
+    p50_ms: float
+    p99_ms: float
+    integrity: str
+
+
 async def measure(
     running: RunningServer,
     database_url: str,
     initial: dict[str, int],
     rounds: list[list[tuple[int, str]]],
-) -> list[Any]:
+    folder: Path,
+) -> list[Round]:
     results = []
     for kind, shoppers in zip(ROUNDS, rounds):
         if kind == SERVICE:
-            tokens = [token for _, token in shoppers]
             cpu_before = running.cpu_seconds()
-            result = await run_load("bench.buyers", "http", running.url, str(BUYERS), stdin=tokens)
-            # The service's CPU is the server's; the load process's own is not counted.
-            result["cpu_seconds"] = running.cpu_seconds() - cpu_before
+            load = service_round(running.url, [token for _, token in shoppers], folder)
+            # The service's CPU is the server's; wrk's own is not counted.
+            cpu_seconds = running.cpu_seconds() - cpu_before
         else:
             user_ids = [user_id for user_id, _ in shoppers]
-            result = await run_load(
-                "bench.buyers", "sql", database_url, str(BUYERS), stdin=user_ids
+            load = await run_load("bench.buyers", database_url, str(BUYERS), stdin=user_ids)
+            cpu_seconds = load["cpu_seconds"]
+        checked = await integrity(database_url, initial)
+        if checked != "ok":
+            raise RuntimeError(f"integrity check failed after a {kind} round: {checked}")
+        results.append(
+            Round(
+                kind=kind,
+                placed=load["placed"],
+                short=load["short"],
+                seconds=load["seconds"],
+                cpu_seconds=cpu_seconds,
+                p50_ms=load["p50_ms"],
+                p99_ms=load["p99_ms"],
+                integrity=checked,
             )
-        result.update(kind=kind, integrity=await integrity(database_url, initial))
-        if result["integrity"] != "ok":
-            raise RuntimeError(
-                f"integrity check failed after a {kind} round: {result['integrity']}"
-            )
-        results.append(result)
+        )
     return results
+
+
+def service_round(url: str, tokens: list[str], folder: Path) -> dict[str, Any]:
+    """SERVICE_SECONDS of wrk checking out the carts of `tokens`, one per request."""
+    tokens_file = folder / "tokens.txt"
+    tokens_file.write_text("\n".join(tokens) + "\n")
+    report = run_script(
+        url,
+        SCRIPT,
+        [str(tokens_file), str(THREADS)],
+        connections=BUYERS,
+        seconds=SERVICE_SECONDS,
+    )
+    load: dict[str, Any] = json.loads(report)
+    if load["exhausted"]:
+        raise RuntimeError(
+            f"the service checked out all {len(tokens)} carts before the round ended: "
+            "raise BENCH_SERVICE_CARTS"
+        )
+    if load["other"]:
+        raise RuntimeError(f"{load['other']} checkouts answered neither 201 nor 409")
+    return load
 
 
 def run() -> list[str]:
@@ -143,34 +196,38 @@ def run() -> list[str]:
         env = fresh_environment(folder, database_url=BENCH_DATABASE_URL)
         initial, rounds = asyncio.run(prepare(env))
         with server(env, Path(folder) / "server.log") as running:
-            results = asyncio.run(measure(running, BENCH_DATABASE_URL, initial, rounds))
+            results = asyncio.run(
+                measure(running, BENCH_DATABASE_URL, initial, rounds, Path(folder))
+            )
     return report(results)
 
 
-def report(results: list[dict[str, Any]]) -> list[str]:
-    def combined(kind: str) -> tuple[float, list[float], int, float]:
-        """orders/s, latencies, checkouts short of stock, CPU ms per checkout."""
-        chosen = [r for r in results if r["kind"] == kind]
-        placed = sum(r["outcomes"].get("placed", 0) for r in chosen)
-        short = sum(r["outcomes"].get("short", 0) for r in chosen)
-        seconds = sum(r["seconds"] for r in chosen)
-        cpu_ms = 1000 * sum(r["cpu_seconds"] for r in chosen) / (placed + short)
-        latencies = [value for r in chosen for value in r["latencies"]]
-        return placed / seconds, latencies, short, cpu_ms
+def report(results: list[Round]) -> list[str]:
+    def combined(kind: str) -> tuple[float, str, int, float]:
+        """orders/s, p50 / p99 (the rounds' middle p50 and highest p99), checkouts short
+        of stock, CPU ms per checkout."""
+        chosen = [r for r in results if r.kind == kind]
+        placed = sum(r.placed for r in chosen)
+        short = sum(r.short for r in chosen)
+        p50 = statistics.median(r.p50_ms for r in chosen)
+        p99 = max(r.p99_ms for r in chosen)
+        cpu_ms = 1000 * sum(r.cpu_seconds for r in chosen) / (placed + short)
+        return placed / sum(r.seconds for r in chosen), f"{p50:.1f} / {p99:.1f}", short, cpu_ms
 
-    rate, latencies, short, cpu_ms = combined(SERVICE)
-    base_rate, base_latencies, base_short, base_cpu_ms = combined(BASELINE)
+    rate, latency, short, cpu_ms = combined(SERVICE)
+    base_rate, base_latency, base_short, base_cpu_ms = combined(BASELINE)
     ratio = rate / base_rate
     verdict = "met" if ratio >= TARGET_RATIO else "MISSED"
     lines = [
-        f"{ORDERS} checkouts per round, {BUYERS} buyers at once, {ITEMS_PER_ORDER} products "
-        f"per order out of {PRODUCTS}; one server process on MariaDB.",
+        f"{BUYERS} buyers at once, {ITEMS_PER_ORDER} products per order out of {PRODUCTS}; "
+        f"one server process on MariaDB. Service rounds: {SERVICE_SECONDS} s of wrk; "
+        f"baseline rounds: {ORDERS} checkouts.",
         "",
         "| figure | measured | same-run baseline | ratio | target | verdict "
         "| p50 / p99 ms | baseline p50 / p99 ms |",
         "|---|---:|---:|---:|---|---|---:|---:|",
         f"| orders/s | {rate:.1f} | {base_rate:.1f} | {ratio:.2f}x | >= {TARGET_RATIO}x "
-        f"| {verdict} | {milliseconds(latencies)} | {milliseconds(base_latencies)} |",
+        f"| {verdict} | {latency} | {base_latency} |",
         f"| CPU ms per checkout | {cpu_ms:.2f} | {base_cpu_ms:.2f} "
         f"| {base_cpu_ms / cpu_ms:.2f}x | reported | - | - | - |",
         "",
@@ -180,22 +237,22 @@ def report(results: list[dict[str, Any]]) -> list[str]:
         "|---|---|---:|---:|---:|---|",
     ]
     for number, r in enumerate(results, start=1):
-        placed = r["outcomes"].get("placed", 0)
         lines.append(
-            f"| {number} | {r['kind']} | {placed / r['seconds']:.1f} "
-            f"| {r['outcomes'].get('short', 0)} | {milliseconds(r['latencies'])} "
-            f"| {r['integrity']} |"
+            f"| {number} | {r.kind} | {r.placed / r.seconds:.1f} | {r.short} "
+            f"| {r.p50_ms:.1f} / {r.p99_ms:.1f} | {r.integrity} |"
         )
     lines += [
         "",
         f"Short of stock: {short} checkouts through the service and {base_short} in the "
-        "baseline found a product sold out. measured: `POST /api/v1/orders` from "
-        "bench/buyers.py (a separate process, tornado's HTTP client); baseline: the same "
-        "statements through aiomysql at the same concurrency, no HTTP. CPU ms per "
-        "checkout: the server process's CPU time over the service rounds and the baseline "
-        "process's over its own, per checkout placed or refused; steadier than orders/s "
-        "on a shared machine, its ratio is the throughput the service would reach, as a "
-        "fraction of the baseline's, if CPU were all that limited both. integrity: for "
-        "every product, stock + units in orders = initial stock, none negative.",
+        "baseline found a product sold out. measured: `POST /api/v1/orders` from wrk "
+        "(bench/checkout.lua, a separate process), each request for the next prepared "
+        "cart; baseline: the same statements through aiomysql at the same concurrency, "
+        "no HTTP (bench/buyers.py). p50 / p99: the middle of the rounds' p50 and the "
+        "highest of their p99. CPU ms per checkout: the server process's CPU time over "
+        "the service rounds and the baseline process's over its own, per checkout placed "
+        "or refused; steadier than orders/s on a shared machine, its ratio is the "
+        "throughput the service would reach, as a fraction of the baseline's, if CPU "
+        "were all that limited both. integrity: for every product, stock + units in "
+        "orders = initial stock, none negative.",
     ]
     return lines

@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess  # nosec B404 - runs wrk
 from dataclasses import dataclass
+from pathlib import Path
 
 THREADS = 2
 CONNECTIONS = 64
@@ -46,20 +47,13 @@ def wrk_path() -> str:
 def run_wrk(url: str, headers: dict[str, str] | None = None) -> Load:
     """`wrk -t2 -c64 -d<BENCH_SECONDS>s --latency url`. RuntimeError when wrk fails or
     a socket error (a timeout included) occurred."""
-    command = [wrk_path(), f"-t{THREADS}", f"-c{CONNECTIONS}", f"-d{SECONDS}s", "--latency"]
-    command.append(f"--timeout={TIMEOUT_SECONDS}s")
+    options = ["--latency"]
     for name, value in (headers or {}).items():
-        command += ["-H", f"{name}: {value}"]
-    result = subprocess.run(  # nosec B603 - fixed arguments
-        [*command, url], capture_output=True, text=True, timeout=SECONDS + 60
-    )
-    output = result.stdout
+        options += ["-H", f"{name}: {value}"]
+    output = _wrk(url, options, connections=CONNECTIONS, seconds=SECONDS)
     rate = _RATE.search(output)
-    if result.returncode != 0 or rate is None:
-        raise RuntimeError(f"wrk {url} failed:\n{output}{result.stderr}")
-    socket_errors = _SOCKET_ERRORS.search(output)
-    if socket_errors is not None:
-        raise RuntimeError(f"wrk {url}: {socket_errors.group(0)}\n{output}")
+    if rate is None:
+        raise RuntimeError(f"wrk {url} printed no rate:\n{output}")
     unsuccessful = _UNSUCCESSFUL.search(output)
     percentiles = {
         share: float(value) * _MILLISECONDS[unit]
@@ -71,3 +65,39 @@ def run_wrk(url: str, headers: dict[str, str] | None = None) -> Load:
         p99_ms=percentiles["99"],
         errors=int(unsuccessful.group(1)) if unsuccessful else 0,
     )
+
+
+def run_script(
+    url: str, script: Path, arguments: list[str], *, connections: int, seconds: int
+) -> str:
+    """`wrk -t2 -c<connections> -d<seconds>s -s script url -- arguments`: the last line
+    printed (the script's done() report). RuntimeError as run_wrk()."""
+    options = ["-s", str(script)]
+    output = _wrk(url, options, arguments, connections=connections, seconds=seconds)
+    return output.strip().splitlines()[-1]
+
+
+def _wrk(
+    url: str,
+    options: list[str],
+    arguments: list[str] | None = None,
+    *,
+    connections: int,
+    seconds: int,
+) -> str:
+    """What wrk printed; RuntimeError when it failed or met a socket error (a timeout
+    included)."""
+    command = [wrk_path(), f"-t{THREADS}", f"-c{connections}", f"-d{seconds}s"]
+    command += [f"--timeout={TIMEOUT_SECONDS}s", *options, url]
+    if arguments:
+        command += ["--", *arguments]
+    result = subprocess.run(  # nosec B603 - fixed arguments
+        command, capture_output=True, text=True, timeout=seconds + 60
+    )
+    output = result.stdout
+    if result.returncode != 0:
+        raise RuntimeError(f"wrk {url} failed:\n{output}{result.stderr}")
+    socket_errors = _SOCKET_ERRORS.search(output)
+    if socket_errors is not None:
+        raise RuntimeError(f"wrk {url}: {socket_errors.group(0)}\n{output}")
+    return output
