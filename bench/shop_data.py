@@ -102,7 +102,9 @@ async def place_order(ctx: AppContext, user: User, slug: str) -> list[int]:
     shipped: the ids of the order's four status events, oldest first."""
     await fill_cart(ctx, user, [(slug, 1)])
     async with ctx.sessionmaker() as session:
-        placed = await checkout.create_order_from_cart(session, user=user, shipping_address=ADDRESS)
+        placed = await checkout.create_order_from_cart(
+            session, user_id=user.id, shipping_address=ADDRESS
+        )
         order_id = placed.order.id
         await payments.start_payment(
             session, order_id=order_id, user=user, gateway=payments.FakeGateway()

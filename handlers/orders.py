@@ -51,6 +51,7 @@ class OrdersHandler(BaseHandler):
         status=201,
         also=(200,),
         auth="user",
+        user_read_by_service=True,
         errors=(400, 409),
         headers=(IDEMPOTENCY_KEY,),
     )
@@ -59,7 +60,7 @@ class OrdersHandler(BaseHandler):
         async with self.ctx.sessionmaker() as session:
             placed = await checkout.create_order_from_cart(
                 session,
-                user=self.require_user(),
+                user_id=self.require_claims().user_id,
                 shipping_address=data.shipping_address.model_dump(),
                 discount_code=data.discount_code,
                 idempotency_key=self.idempotency_key(),

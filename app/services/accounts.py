@@ -17,6 +17,7 @@ from app.emails import VERIFY_EMAIL
 from app.messages import EMAIL_TAKEN, TOKEN_EXPIRED, TOKEN_INVALID, FieldMessage
 from app.passwords import password_problems
 from app.security import (
+    AccessClaims,
     create_access_token,
     decode_access_token,
     hash_password,
@@ -72,11 +73,17 @@ async def authenticate(session: AsyncSession, *, access_token: str, key: str) ->
     """The active user an access token belongs to. Raises TokenExpired, or
     NotAuthenticated for a bad token or a user that is gone or deactivated."""
     claims = decode_access_token(access_token, key=key)
+    return Authenticated(user=await user_of(session, claims), expires_at=claims.expires_at)
+
+
+async def user_of(session: AsyncSession, claims: AccessClaims) -> User:
+    """The active user of a verified token's claims, read in a transaction of its own;
+    NotAuthenticated for a user that is gone or deactivated."""
     async with session.begin():
         user = await get_active_user(session, user_id=claims.user_id)
     if user is None:
         raise errors.NotAuthenticated()
-    return Authenticated(user=user, expires_at=claims.expires_at)
+    return user
 
 
 def _check_password(password: str, email: str) -> None:

@@ -20,6 +20,7 @@ from app.db import retry_on_deadlock
 from app.emails import ORDER_CONFIRMATION
 from app.messages import CART_MIXED_CURRENCIES
 from app.schemas.common import cents_to_str
+from app.services.accounts import get_active_user
 from app.services.discounts import PricedLine, quote_discount, record_discount_use
 from app.services.inventory import StockLine, take_stock
 from app.services.order_status import PENDING_PAYMENT, StatusChange, events_of, record_event
@@ -43,7 +44,7 @@ class PlacedOrder:
 async def create_order_from_cart(
     session: AsyncSession,
     *,
-    user: User,
+    user_id: int,
     shipping_address: Mapping[str, Any],
     discount_code: str | None = None,
     idempotency_key: str | None = None,
@@ -51,16 +52,19 @@ async def create_order_from_cart(
 ) -> PlacedOrder:
     """Turn the user's cart into a `pending_payment` order, in one transaction.
 
-    Takes the stock (guarded decrements, in ascending product id order), applies and
+    The user is read in that transaction too: an HTTP request's authentication leaves
+    that to checkout (see handlers/base.py), which saves a transaction per order. Takes
+    the stock (guarded decrements, in ascending product id order), applies and
     counts the discount, snapshots prices, clears the cart, queues the confirmation
     mail and records the first event. With an `idempotency_key` already used by this
     user, returns that earlier order (created=False) and changes nothing.
 
     Raises CartEmpty, ValidationFailed (mixed currencies, `fields.discount_code`)
-    or InsufficientStock naming every product short (nothing is taken then).
+    or InsufficientStock naming every product short (nothing is taken then), and
+    NotAuthenticated when the user is unknown or deactivated.
     """
     now = now or utcnow()
-    place = partial(_place, session, user, shipping_address, discount_code, idempotency_key, now)
+    place = partial(_place, session, user_id, shipping_address, discount_code, idempotency_key, now)
 
     async def attempt() -> tuple[Order, StatusChange | None]:
         try:
@@ -69,7 +73,7 @@ async def create_order_from_cart(
         except IntegrityError:
             # A request with the same key committed first: the unique index decided.
             async with session.begin():
-                earlier = await _order_by_key(session, user.id, idempotency_key)
+                earlier = await _order_by_key(session, user_id, idempotency_key)
             if earlier is None:
                 raise
             return earlier, None
@@ -140,12 +144,15 @@ class _CartLine(NamedTuple):
 
 async def _place(
     session: AsyncSession,
-    user: User,
+    user_id: int,
     shipping_address: Mapping[str, Any],
     discount_code: str | None,
     idempotency_key: str | None,
     now: datetime,
 ) -> tuple[Order, StatusChange | None]:
+    user = await get_active_user(session, user_id=user_id)
+    if user is None:
+        raise errors.NotAuthenticated()
     # The cart row lock makes two checkouts of one cart run one after the other, so a
     # retry finds the order its first attempt committed (and not an emptied cart).
     db = await direct(session)

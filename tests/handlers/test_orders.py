@@ -9,7 +9,8 @@ from openapi_spec_validator import validate
 
 from app.context import AppContext
 from tests.client import ApiClient
-from tests.factories import log_in
+from models.orders import Order
+from tests.factories import count_rows, log_in
 from tests.order_factories import (
     ADDRESS,
     add_discount,
@@ -228,6 +229,29 @@ async def test_an_order_is_visible_to_its_owner_and_staff_and_404_to_anyone_else
 async def test_orders_need_authentication(client: ApiClient) -> None:
     assert (await client.get("orders:list")).status == 401
     assert (await client.post("orders:list", json={"shipping_address": ADDRESS})).status == 401
+
+
+async def test_a_deactivated_shoppers_token_neither_orders_nor_reads(
+    client: ApiClient, ctx: AppContext
+) -> None:
+    # Checkout reads the user inside its own transaction; the list reads it in prepare().
+    await add_product(ctx, "brass-lamp", stock=5)
+    buyer = await shopper(ctx)
+    await fill_cart(client, buyer.token, {"brass-lamp": 2})
+    async with ctx.sessionmaker() as session, session.begin():
+        (await session.merge(buyer.user)).is_active = False
+
+    refused = await place_order(client, buyer.token)
+    listed = await client.get("orders:list", token=buyer.token)
+
+    assert (refused.status, refused.error_code) == (401, "not_authenticated")
+    assert (listed.status, listed.error_code) == (401, "not_authenticated")
+    assert await stock_of(ctx, "brass-lamp") == 5
+    assert await count_rows(ctx, Order) == 0
+    async with ctx.sessionmaker() as session, session.begin():
+        (await session.merge(buyer.user)).is_active = True
+    cart = await client.get("cart:detail", token=buyer.token)
+    assert [item["quantity"] for item in cart.json()["items"]] == [2]
 
 
 async def test_cancelling_restores_the_stock_once(client: ApiClient, ctx: AppContext) -> None:

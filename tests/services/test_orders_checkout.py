@@ -42,7 +42,7 @@ async def checkout(
     async with ctx.sessionmaker() as session:
         return await create_order_from_cart(
             session,
-            user=user,
+            user_id=user.id,
             shipping_address=ADDRESS,
             discount_code=code,
             idempotency_key=key,
