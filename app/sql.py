@@ -40,14 +40,15 @@ _SESSION_KEY = "direct_sql"
 class _Compiled:
     sql: str
     names: tuple[str, ...]  # the parameters, in the order the SQL takes them
-    bind_processors: tuple[Processor, ...]
+    # (position, processor) of the parameters whose type converts them for the driver
+    bind_processors: tuple[tuple[int, Callable[[Any], Any]], ...]
     result_processors: tuple[Processor, ...]  # empty when no column needs one
 
-    def arguments(self, params: Mapping[str, Any]) -> tuple[Any, ...]:
-        return tuple(
-            params[name] if process is None else process(params[name])
-            for name, process in zip(self.names, self.bind_processors, strict=True)
-        )
+    def arguments(self, params: Mapping[str, Any]) -> list[Any]:
+        values = [params[name] for name in self.names]
+        for position, process in self.bind_processors:
+            values[position] = process(values[position])
+        return values
 
     def row(self, values: Sequence[Any]) -> Row:
         if not self.result_processors:
@@ -91,12 +92,17 @@ class Statement:
         result_processors = tuple(
             column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns
         )
+        bind_processors = [
+            compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect)
+            for name in positions
+        ]
         return _Compiled(
             sql=compiled.string,
             names=positions,
             bind_processors=tuple(
-                compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect)
-                for name in positions
+                (position, process)
+                for position, process in enumerate(bind_processors)
+                if process is not None
             ),
             result_processors=result_processors if any(result_processors) else (),
         )
@@ -113,6 +119,7 @@ class Direct:
         self._driver = driver  # aiomysql's or aiosqlite's connection
         self._dialect = connection.dialect
         self._timeout = timeout
+        self._cursor: Any = None
         self.marker = marker  # the transaction it belongs to
 
     async def rows(
@@ -145,21 +152,21 @@ class Direct:
     async def _execute(
         self, statement: Statement, params: Any, *, many: bool = False, fetch: bool = False
     ) -> tuple[Any, list[Row]]:
-        """(the cursor, closed: its rowcount and lastrowid stay readable; the rows
-        fetched, when `fetch`)."""
+        """(the cursor: its rowcount and lastrowid are this statement's until the next;
+        the rows fetched, when `fetch`)."""
         compiled = statement.compiled(self._dialect, tuple(params[0] if many else params))
-        cursor = await self._driver.cursor()
-        try:
-            if many:
-                arguments = [compiled.arguments(one) for one in params]
-                sent = cursor.executemany(compiled.sql, arguments)
-            else:
-                sent = cursor.execute(compiled.sql, compiled.arguments(params))
-            await self._bounded(sent, compiled)
-            fetched = await self._bounded(cursor.fetchall(), compiled) if fetch else []
-        finally:
-            await cursor.close()
-        return cursor, [compiled.row(values) for values in fetched]
+        if self._cursor is None:
+            # One cursor for the whole transaction: each execute starts it afresh.
+            self._cursor = await self._driver.cursor()
+        fetched = await self._bounded(self._send(compiled, params, many, fetch), compiled)
+        return self._cursor, [compiled.row(values) for values in fetched]
+
+    async def _send(self, compiled: _Compiled, params: Any, many: bool, fetch: bool) -> Any:
+        if many:
+            await self._cursor.executemany(compiled.sql, [compiled.arguments(p) for p in params])
+        else:
+            await self._cursor.execute(compiled.sql, compiled.arguments(params))
+        return await self._cursor.fetchall() if fetch else ()
 
     async def _bounded(self, call: Any, compiled: _Compiled) -> Any:
         """Await the driver's `call` within the timeout, raising its errors as
