@@ -7,7 +7,8 @@ Each of CONCURRENCY buyers takes the next shopper whose cart is filled and check
 out with the same transaction as the checkout service, sent through aiomysql with no
 HTTP and no ORM. Prints one JSON line: `seconds` (the whole run), `cpu_seconds` (this
 process's CPU time over the run), `placed` and `short` (checkouts that found a product
-sold out), and `p50_ms` and `p99_ms` (checkout latency).
+sold out), and `p50_ms` and `p99_ms` (checkout latency). bench/bare_checkout.py runs
+the same transaction (`checkout`) behind a bare Tornado handler.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import aiomysql
@@ -60,44 +62,51 @@ async def run_buyers(
 
 
 async def over_sql(database_url: str, concurrency: int, user_ids: list[int]) -> dict[str, Any]:
-    pool = await aiomysql.create_pool(
-        **mariadb_address(database_url),
-        minsize=concurrency,
-        maxsize=concurrency,
-        autocommit=False,
-        init_command="SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
-    )
-
-    async def checkout(user_id: int) -> str:
-        for attempt in range(1, ATTEMPTS + 1):
-            async with pool.acquire() as connection:
-                try:
-                    outcome = await place_order(connection, user_id)
-                except aiomysql.OperationalError as error:
-                    await connection.rollback()
-                    if error.args[0] not in RETRYABLE or attempt == ATTEMPTS:
-                        raise
-                    continue
-                if outcome == PLACED:
-                    await connection.commit()
-                else:
-                    await connection.rollback()
-                return outcome
-        raise AssertionError("unreachable: the last attempt returns or raises")
-
+    pool = await open_pool(database_url, concurrency)
     try:
-        return await run_buyers(user_ids, concurrency, checkout)
+        return await run_buyers(user_ids, concurrency, partial(checkout, pool))
     finally:
         pool.terminate()  # also the connections of buyers stopped by a failure
         await pool.wait_closed()
 
 
+async def open_pool(database_url: str, size: int) -> aiomysql.Pool:
+    """`size` connections, transactions at the isolation level the service uses."""
+    return await aiomysql.create_pool(
+        **mariadb_address(database_url),
+        minsize=size,
+        maxsize=size,
+        autocommit=False,
+        init_command="SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
+    )
+
+
+async def checkout(pool: aiomysql.Pool, user_id: int) -> str:
+    """The user's cart ordered with the service's statements (PLACED, or SHORT of stock
+    and rolled back), run again after a deadlock as the service does."""
+    for attempt in range(1, ATTEMPTS + 1):
+        async with pool.acquire() as connection:
+            try:
+                outcome = await place_order(connection, user_id)
+            except aiomysql.OperationalError as error:
+                await connection.rollback()
+                if error.args[0] not in RETRYABLE or attempt == ATTEMPTS:
+                    raise
+                continue
+            if outcome == PLACED:
+                await connection.commit()
+            else:
+                await connection.rollback()
+            return outcome
+    raise AssertionError("unreachable: the last attempt returns or raises")
+
+
 async def place_order(connection: aiomysql.Connection, user_id: int) -> str:
-    """The statements the service sends for an order without a discount: the user
-    lookup of the request's authentication, then app/services/checkout.py's."""
+    """The statements app/services/checkout.py sends for an order without a discount,
+    from its user lookup on."""
     now = datetime.now(UTC).replace(tzinfo=None)
     async with connection.cursor() as cursor:
-        await cursor.execute("SELECT id, is_active FROM users WHERE id = %s", (user_id,))
+        await cursor.execute("SELECT * FROM users WHERE id = %s AND is_active", (user_id,))
         await cursor.fetchone()
         await cursor.execute("SELECT id FROM carts WHERE user_id = %s FOR UPDATE", (user_id,))
         (cart_id,) = await cursor.fetchone()

@@ -6,13 +6,15 @@ chosen among PRODUCTS; a few products have little stock, so some checkouts find 
 whose cart was filled beforehand, so only the checkout is timed.
 
 Measured: `python -m app serve` (DEBUG off) on the BENCH_DATABASE_URL database, loaded
-for SERVICE_SECONDS per round by wrk with BUYERS connections, each request
+for HTTP_SECONDS per round by wrk with BUYERS connections, each request
 `POST /api/v1/orders` for the next prepared cart (bench/checkout.lua). Baseline: the same
 statements (bench/buyers.py) through aiomysql at the same concurrency, from a separate
-process, against the same database, no HTTP, ORDERS checkouts per round. Rounds
-alternate (baseline, service, three times). After every round the integrity check holds
-or the benchmark fails: for every product, stock + units in orders = initial stock, and
-no stock is negative.
+process, against the same database, no HTTP, ORDERS checkouts per round. Reported
+beside them, loaded as the service is: bench/bare_checkout.py, a bare Tornado handler
+running the baseline's transaction, the most this stack (Tornado, aiomysql, one process)
+leaves room for. Rounds alternate (baseline, service, bare, three times). After every
+round the integrity check holds or the benchmark fails: for every product, stock + units
+in orders = initial stock, and no stock is negative.
 """
 
 from __future__ import annotations
@@ -45,16 +47,17 @@ TITLE = "Checkout throughput on MariaDB"
 BUYERS = int(os.environ.get("BENCH_BUYERS", "32"))
 PRODUCTS = int(os.environ.get("BENCH_PRODUCTS", "200"))
 ORDERS = int(os.environ.get("BENCH_ORDERS", "500"))  # per baseline round
-SERVICE_SECONDS = 3
-# Carts prepared per service round: enough for 1,000 checkouts a second. A round that
+HTTP_SECONDS = 2
+# Carts prepared per round over HTTP: enough for 1,500 checkouts a second. A round that
 # runs out fails and says so.
-SERVICE_CARTS = int(os.environ.get("BENCH_SERVICE_CARTS", "3000"))
+HTTP_CARTS = int(os.environ.get("BENCH_HTTP_CARTS", "3000"))
 SCRIPT = Path(__file__).resolve().parent / "checkout.lua"
 ITEMS_PER_ORDER = 3
 STOCK, SCARCE_STOCK, SCARCE_EVERY = 100_000, 5, 20
 TARGET_RATIO = 0.5
-SERVICE, BASELINE = "service", "baseline"
-ROUNDS = (BASELINE, SERVICE) * 3
+SERVICE, BASELINE, BARE = "service", "baseline", "bare"
+LOADED_OVER_HTTP = (SERVICE, BARE)
+ROUNDS = (BASELINE, SERVICE, BARE) * 3
 # Ratios recorded with this benchmark earlier, and what the service did then.
 RECORDED = (
     "0.10x with 19 statements per checkout, written through the session's unit of work",
@@ -66,6 +69,10 @@ RECORDED = (
     "0.14x-0.21x over five runs at 8159b21 (8.1 ms of server CPU per checkout), with every "
     "statement, the login check's included, through the session's execution path, and "
     "no gc.freeze() after start-up",
+    "0.24x-0.27x at 5d9cad5 (2.5 ms of server CPU per checkout on a faster machine), loaded "
+    "by a Python HTTP client whose own CPU, 0.5-0.6 ms a request, competed with the "
+    "server's for the two cores, and with the login check's user lookup in a transaction "
+    "of its own",
 )
 
 
@@ -75,10 +82,10 @@ def initial_stocks() -> list[int]:
 
 async def prepare(env: dict[str, str]) -> tuple[dict[str, int], list[list[tuple[int, str]]]]:
     """The products (slug -> initial stock) and, per round, its shoppers (user id, token)
-    with filled carts: ORDERS for a baseline round, SERVICE_CARTS for a service round."""
+    with filled carts: ORDERS for a baseline round, HTTP_CARTS for one over HTTP."""
     choose = random.Random(10)  # nosec B311 - a repeatable mix, not a secret
     stocks = initial_stocks()
-    sizes = [SERVICE_CARTS if kind == SERVICE else ORDERS for kind in ROUNDS]
+    sizes = [HTTP_CARTS if kind in LOADED_OVER_HTTP else ORDERS for kind in ROUNDS]
     async with shop_data.shop_context(env) as ctx:
         slugs = await shop_data.add_products(ctx, stocks)
         shoppers = await shop_data.add_shoppers(ctx, sum(sizes))
@@ -123,14 +130,14 @@ class Round:
     placed: int
     short: int  # checkouts that found a product sold out (409)
     seconds: float
-    cpu_seconds: float  # the server's over a service round, the baseline process's
+    cpu_seconds: float  # the server's over a round over HTTP, the baseline process's
     p50_ms: float
     p99_ms: float
     integrity: str
 
 
 async def measure(
-    running: RunningServer,
+    servers: dict[str, RunningServer],
     database_url: str,
     initial: dict[str, int],
     rounds: list[list[tuple[int, str]]],
@@ -138,10 +145,11 @@ async def measure(
 ) -> list[Round]:
     results = []
     for kind, shoppers in zip(ROUNDS, rounds):
-        if kind == SERVICE:
+        if kind in LOADED_OVER_HTTP:
+            running = servers[kind]
             cpu_before = running.cpu_seconds()
-            load = service_round(running.url, [token for _, token in shoppers], folder)
-            # The service's CPU is the server's; wrk's own is not counted.
+            load = http_round(running.url, [token for _, token in shoppers], folder)
+            # The CPU is the server's; wrk's own is not counted.
             cpu_seconds = running.cpu_seconds() - cpu_before
         else:
             user_ids = [user_id for user_id, _ in shoppers]
@@ -165,8 +173,8 @@ async def measure(
     return results
 
 
-def service_round(url: str, tokens: list[str], folder: Path) -> dict[str, Any]:
-    """SERVICE_SECONDS of wrk checking out the carts of `tokens`, one per request."""
+def http_round(url: str, tokens: list[str], folder: Path) -> dict[str, Any]:
+    """HTTP_SECONDS of wrk checking out the carts of `tokens`, one per request."""
     tokens_file = folder / "tokens.txt"
     tokens_file.write_text("\n".join(tokens) + "\n")
     report = run_script(
@@ -174,13 +182,13 @@ def service_round(url: str, tokens: list[str], folder: Path) -> dict[str, Any]:
         SCRIPT,
         [str(tokens_file), str(THREADS)],
         connections=BUYERS,
-        seconds=SERVICE_SECONDS,
+        seconds=HTTP_SECONDS,
     )
     load: dict[str, Any] = json.loads(report)
     if load["exhausted"]:
         raise RuntimeError(
-            f"the service checked out all {len(tokens)} carts before the round ended: "
-            "raise BENCH_SERVICE_CARTS"
+            f"{url} checked out all {len(tokens)} carts before the round ended: "
+            "raise BENCH_HTTP_CARTS"
         )
     if load["other"]:
         raise RuntimeError(f"{load['other']} checkouts answered neither 201 nor 409")
@@ -195,9 +203,14 @@ def run() -> list[str]:
     with tempfile.TemporaryDirectory() as folder:
         env = fresh_environment(folder, database_url=BENCH_DATABASE_URL)
         initial, rounds = asyncio.run(prepare(env))
-        with server(env, Path(folder) / "server.log") as running:
+        bare_command = ("bench.bare_checkout",)
+        with (
+            server(env, Path(folder) / "server.log") as running,
+            server(env, Path(folder) / "bare.log", command=bare_command) as bare,
+        ):
+            servers = {SERVICE: running, BARE: bare}
             results = asyncio.run(
-                measure(running, BENCH_DATABASE_URL, initial, rounds, Path(folder))
+                measure(servers, BENCH_DATABASE_URL, initial, rounds, Path(folder))
             )
     return report(results)
 
@@ -216,11 +229,12 @@ def report(results: list[Round]) -> list[str]:
 
     rate, latency, short, cpu_ms = combined(SERVICE)
     base_rate, base_latency, base_short, base_cpu_ms = combined(BASELINE)
+    bare_rate, bare_latency, bare_short, bare_cpu_ms = combined(BARE)
     ratio = rate / base_rate
     verdict = "met" if ratio >= TARGET_RATIO else "MISSED"
     lines = [
         f"{BUYERS} buyers at once, {ITEMS_PER_ORDER} products per order out of {PRODUCTS}; "
-        f"one server process on MariaDB. Service rounds: {SERVICE_SECONDS} s of wrk; "
+        f"one server process on MariaDB. Rounds over HTTP: {HTTP_SECONDS} s of wrk; "
         f"baseline rounds: {ORDERS} checkouts.",
         "",
         "| figure | measured | same-run baseline | ratio | target | verdict "
@@ -230,6 +244,10 @@ def report(results: list[Round]) -> list[str]:
         f"| {verdict} | {latency} | {base_latency} |",
         f"| CPU ms per checkout | {cpu_ms:.2f} | {base_cpu_ms:.2f} "
         f"| {base_cpu_ms / cpu_ms:.2f}x | reported | - | - | - |",
+        f"| bare Tornado + aiomysql: orders/s | {bare_rate:.1f} | {base_rate:.1f} "
+        f"| {bare_rate / base_rate:.2f}x | reported | - | {bare_latency} | {base_latency} |",
+        f"| bare Tornado + aiomysql: CPU ms per checkout | {bare_cpu_ms:.2f} "
+        f"| {base_cpu_ms:.2f} | {base_cpu_ms / bare_cpu_ms:.2f}x | reported | - | - | - |",
         "",
         "Before: " + "; ".join(RECORDED) + ".",
         "",
@@ -243,11 +261,14 @@ def report(results: list[Round]) -> list[str]:
         )
     lines += [
         "",
-        f"Short of stock: {short} checkouts through the service and {base_short} in the "
-        "baseline found a product sold out. measured: `POST /api/v1/orders` from wrk "
-        "(bench/checkout.lua, a separate process), each request for the next prepared "
-        "cart; baseline: the same statements through aiomysql at the same concurrency, "
-        "no HTTP (bench/buyers.py). p50 / p99: the middle of the rounds' p50 and the "
+        f"Short of stock: {short} checkouts through the service, {bare_short} through the "
+        f"bare server and {base_short} in the baseline found a product sold out. "
+        "measured: `POST /api/v1/orders` from wrk (bench/checkout.lua, a separate "
+        "process), each request for the next prepared cart; baseline: the same statements "
+        "through aiomysql at the same concurrency, no HTTP (bench/buyers.py); bare: "
+        "bench/bare_checkout.py, loaded as the service is, a Tornado handler that "
+        "verifies the token and runs the baseline's transaction with nothing else, the "
+        "ceiling of this stack in one process. p50 / p99: the middle of the rounds' p50 and the "
         "highest of their p99. CPU ms per checkout: the server process's CPU time over "
         "the service rounds and the baseline process's over its own, per checkout placed "
         "or refused; steadier than orders/s on a shared machine, its ratio is the "
