@@ -69,10 +69,10 @@ RECORDED = (
     "0.14x-0.21x over five runs at 8159b21 (8.1 ms of server CPU per checkout), with every "
     "statement, the login check's included, through the session's execution path, and "
     "no gc.freeze() after start-up",
-    "0.24x-0.27x at 5d9cad5 (2.5 ms of server CPU per checkout on a faster machine), loaded "
-    "by a Python HTTP client whose own CPU, 0.5-0.6 ms a request, competed with the "
-    "server's for the two cores, and with the login check's user lookup in a transaction "
-    "of its own",
+    "0.24x-0.27x at 5d9cad5 (2.5 ms of server CPU per checkout, on a faster machine than "
+    "the entries before), loaded by a Python HTTP client whose own CPU, 0.5-0.6 ms a "
+    "request, competed with the server's for the two cores, and with the login check's "
+    "user lookup in a transaction of its own",
 )
 
 
