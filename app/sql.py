@@ -156,7 +156,8 @@ class Direct:
         the rows fetched, when `fetch`)."""
         compiled = statement.compiled(self._dialect, tuple(params[0] if many else params))
         if self._cursor is None:
-            # One cursor for the whole transaction: each execute starts it afresh.
+            # One cursor for the whole transaction: each execute starts it afresh, and
+            # nothing is left to close once the results are fetched (they are buffered).
             self._cursor = await self._driver.cursor()
         fetched = await self._bounded(self._send(compiled, params, many, fetch), compiled)
         return self._cursor, [compiled.row(values) for values in fetched]
@@ -169,10 +170,10 @@ class Direct:
         return await self._cursor.fetchall() if fetch else ()
 
     async def _bounded(self, call: Any, compiled: _Compiled) -> Any:
-        """Await the driver's `call` within the timeout, raising its errors as
-        SQLAlchemy's. A connection whose call failed mid-way (cancelled, timed out,
-        disconnected) is invalidated, as SQLAlchemy does, so the pool never hands it out
-        again."""
+        """Await `call` (a statement's round trips) within the timeout, raising the
+        driver's errors as SQLAlchemy's. A connection whose call failed mid-way
+        (cancelled, timed out, disconnected) is invalidated, as SQLAlchemy does, so the
+        pool never hands it out again."""
         dbapi = self._dialect.loaded_dbapi
         deadline = asyncio.timeout(self._timeout)
         try:

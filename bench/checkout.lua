@@ -38,7 +38,7 @@ function request()
   if used > #tokens then
     exhausted = 1
     wrk.thread:stop()
-    used = #tokens -- the request below is never answered
+    used = #tokens -- the request below goes out again, but its answer is never read
   end
   wrk.headers["Authorization"] = "Bearer " .. tokens[used]
   return wrk.format()
