@@ -46,7 +46,9 @@ def make_cache(redis_url: str | None, *, namespace: str = "shop") -> BaseCache:
     # Values are bytes, stored and returned as they are (no encoding on either side).
     serializer = NullSerializer(encoding=None)
     if not redis_url:
-        return Cache(Cache.MEMORY, serializer=serializer, namespace=namespace)
+        # timeout=None: nothing in memory waits, and aiocache's default bounds each call
+        # with asyncio.wait_for, a task per call (every checkout bumps a generation).
+        return Cache(Cache.MEMORY, serializer=serializer, namespace=namespace, timeout=None)
     parts = urlsplit(redis_url)
     db = int(parts.path.lstrip("/") or 0)
     # aiocache builds its own redis-py pool: it takes the connect timeout by its own name

@@ -279,8 +279,11 @@ class BaseHandler(tornado.web.RequestHandler):
     def write_json(self, data: Any, status: int = 200) -> None:
         self.set_status(status)
         if isinstance(data, BaseModel):
-            data = data.model_dump(mode="json")
-        self.finish(encode_json(data))
+            # pydantic's own encoder writes what encode_json would, in a fraction of
+            # the time: compact, UTF-8, non-ASCII left as it is.
+            self.finish(data.model_dump_json().encode())
+        else:
+            self.finish(encode_json(data))
 
     def write_encoded(self, body: bytes) -> None:
         """Send a JSON body encoded before (a cached one) as it is."""
