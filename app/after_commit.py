@@ -1,18 +1,18 @@
 """The one path for what follows a committed write: invalidate cached catalog responses
 and publish events.
 
-Each context builds one `AfterCommit` and its sessionmaker carries it, so a service
-reaches it from its session (`after_commit(session)`) and hands it what it changed once
-its transaction has committed. A failure here is logged and never raised: the write
+Each context builds one `AfterCommit` and its sessionmaker (and Transactions) carry it,
+so a service reaches it from its session (`after_commit(session)`) and hands it what it
+changed once its transaction has committed. A failure here is logged and never raised: the write
 stands, and the response must show it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any, Protocol
 
 import structlog
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.cache import ResponseCache
 from app.events import Event, StockChanged
@@ -49,13 +49,19 @@ class AfterCommit:
                 log.exception("event_publish_failed", channel=event.channel)
 
     def session_info(self) -> dict[str, object]:
-        """What a sessionmaker puts in every session's `info` for `after_commit()`."""
+        """What a sessionmaker puts in every session's `info` (and Transactions in theirs)
+        for `after_commit()`."""
         return {_SESSION_KEY: self}
 
 
-def after_commit(session: AsyncSession) -> AfterCommit:
-    """The publisher of the context that made `session`."""
-    publisher = session.info[_SESSION_KEY]
+class _Carrier(Protocol):
+    @property
+    def info(self) -> Mapping[str, Any]: ...
+
+
+def after_commit(carrier: _Carrier) -> AfterCommit:
+    """The publisher of the context that made `carrier` (a session, or Transactions)."""
+    publisher = carrier.info[_SESSION_KEY]
     # make_sessionmaker put it there; the assert only narrows the type.
     assert isinstance(publisher, AfterCommit)  # nosec B101
     return publisher

@@ -18,6 +18,7 @@ from app.metrics import Metrics
 from app.ratelimit import RateLimiter, make_storage
 from app.redis_health import RedisHealth, fail_fast_options
 from app.services.payments import PaymentGateway, make_payment_gateway
+from app.sql import Transactions
 from app.sockets import OpenSockets
 
 
@@ -26,6 +27,7 @@ class AppContext:
     settings: Settings
     engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
+    transactions: Transactions  # sessionless ones, for checkout (app/sql.py)
     cache: ResponseCache
     hub: Hub
     after_commit: AfterCommit
@@ -71,6 +73,9 @@ def create_context(settings: Settings) -> AppContext:
         settings=settings,
         engine=engine,
         sessionmaker=make_sessionmaker(
+            engine, timeout=settings.database_timeout, info=after_commit.session_info()
+        ),
+        transactions=Transactions(
             engine, timeout=settings.database_timeout, info=after_commit.session_info()
         ),
         cache=cache,

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import event
 from sqlalchemy.dialects.mysql.base import MySQLDialect
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.exc import DisconnectionError, OperationalError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -162,12 +162,80 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        connection.exec_driver_sql(_SQLITE_BEGIN)
+
+
+_SQLITE_BEGIN = "BEGIN IMMEDIATE"
+
+
+def explicit_begin(dialect: Dialect) -> str | None:
+    """The statement a transaction starts with on `dialect`, when it needs one: SQLite's
+    BEGIN IMMEDIATE (see _configure_sqlite); MariaDB begins one implicitly."""
+    return _SQLITE_BEGIN if dialect.name == "sqlite" else None
+
+
+class CallDeadline:
+    """Bounds each awaited call of one owner (a session) by `seconds`, raising
+    DatabaseTimeout and cancelling the call where it waits.
+
+    asyncio.timeout would do, but it arms and cancels a loop timer per call, and a
+    checkout makes over a dozen. Here each call only notes when it must end, and one
+    timer serves the owner's successive calls: when it fires it cancels the call in
+    flight if that call is late, re-arms for the call's own end otherwise, and lapses
+    when none is in flight (the next call arms it again). A call made within another of
+    the same owner and task is bounded by the outer one.
+    """
+
+    __slots__ = ("seconds", "_timer", "_task", "_ends_at", "_expired")
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._timer: asyncio.TimerHandle | None = None
+        self._task: asyncio.Task[Any] | None = None  # of the call in flight
+        self._ends_at = 0.0
+        self._expired = False
+
+    async def run(self, call: Awaitable[T]) -> T:
+        task = asyncio.current_task()
+        if task is None:
+            raise RuntimeError("a bounded call runs in a task")
+        if self._task is task:
+            return await call  # nested: the outer call is bounded already
+        if self._task is not None:
+            # Another task's call is in flight: this one gets a timer of its own.
+            return await CallDeadline(self.seconds).run(call)
+        loop = asyncio.get_running_loop()
+        self._ends_at = loop.time() + self.seconds
+        self._task = task
+        if self._timer is None:
+            self._timer = loop.call_at(self._ends_at, self._check)
+        cancelling = task.cancelling()
+        try:
+            return await call
+        except asyncio.CancelledError as error:
+            # Only the cancellation this deadline asked for becomes a timeout.
+            if self._expired and task.uncancel() <= cancelling:
+                raise DatabaseTimeout.after(self.seconds) from error
+            raise
+        finally:
+            self._task = None
+            self._expired = False
+
+    def _check(self) -> None:
+        self._timer = None
+        if self._task is None:
+            return
+        loop = asyncio.get_running_loop()
+        if loop.time() < self._ends_at:
+            self._timer = loop.call_at(self._ends_at, self._check)
+        else:
+            self._expired = True
+            self._task.cancel()
 
 
 def _bounded(method: Callable[..., Awaitable[T]]) -> Any:
     """`method` of a session or transaction, raising DatabaseTimeout when it has not
-    finished within the session's `database_timeout`.
+    finished within the session's database timeout (its `deadline`).
 
     The call is cancelled where it waits. SQLAlchemy invalidates a connection whose
     round trip was cancelled rather than return it to the pool, so the next checkout
@@ -176,16 +244,8 @@ def _bounded(method: Callable[..., Awaitable[T]]) -> Any:
 
     @wraps(method)
     async def bounded(self: Any, *args: Any, **kwargs: Any) -> T:
-        # asyncio.timeout itself, not a generator-based context manager around it: this
-        # runs for every statement.
-        deadline = asyncio.timeout(self.database_timeout)
-        try:
-            async with deadline:
-                return await method(self, *args, **kwargs)
-        except TimeoutError as error:
-            if not deadline.expired():
-                raise  # someone else's timeout, passing through
-            raise DatabaseTimeout.after(self.database_timeout) from error
+        deadline: CallDeadline = self.deadline
+        return await deadline.run(method(self, *args, **kwargs))
 
     return bounded
 
@@ -194,11 +254,13 @@ class BoundedTransaction(AsyncSessionTransaction):
     """What `BoundedSession.begin()` returns: its commit and rollback are round trips
     too, bounded like the session's."""
 
-    __slots__ = ("database_timeout",)
+    __slots__ = ("deadline",)
 
-    def __init__(self, session: AsyncSession, *, timeout: float, nested: bool = False) -> None:
+    def __init__(
+        self, session: AsyncSession, *, deadline: CallDeadline, nested: bool = False
+    ) -> None:
         super().__init__(session, nested)
-        self.database_timeout = timeout
+        self.deadline = deadline  # the session's
 
     start = _bounded(AsyncSessionTransaction.start)
     commit = _bounded(AsyncSessionTransaction.commit)
@@ -217,13 +279,13 @@ class BoundedSession(AsyncSession):
 
     def __init__(self, *args: Any, database_timeout: float, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.database_timeout = database_timeout
+        self.deadline = CallDeadline(database_timeout)
 
     def begin(self) -> AsyncSessionTransaction:
-        return BoundedTransaction(self, timeout=self.database_timeout)
+        return BoundedTransaction(self, deadline=self.deadline)
 
     def begin_nested(self) -> AsyncSessionTransaction:
-        return BoundedTransaction(self, timeout=self.database_timeout, nested=True)
+        return BoundedTransaction(self, deadline=self.deadline, nested=True)
 
     execute = _bounded(AsyncSession.execute)
     scalar = _bounded(AsyncSession.scalar)

@@ -1,4 +1,5 @@
-"""Core statements sent straight to the driver, inside a session's transaction.
+"""Core statements sent straight to the driver, inside a session's transaction or in
+one of their own (`Transactions`).
 
 Through `session.execute`, a statement costs about 200 us of SQLAlchemy's execution
 path (greenlet switch, execution context, result wrapping) on top of the driver's own
@@ -6,8 +7,9 @@ path (greenlet switch, execution context, result wrapping) on top of the driver'
 here are still built with Core and compiled once per dialect with their types' bind and
 result processing, then sent on the driver's connection of the session's transaction,
 so BEGIN, COMMIT, the pool and rollback stay the session's. Each statement is bounded
-by the session's database timeout, and the driver's errors are raised as SQLAlchemy's
-(IntegrityError, OperationalError...) exactly as `session.execute` raises them.
+by the session's database timeout (its CallDeadline), and the driver's errors are
+raised as SQLAlchemy's (IntegrityError, OperationalError...) exactly as
+`session.execute` raises them.
 
 Only for statements whose every value is given: a column default computed in Python
 (`default=`, `onupdate=`) is not applied here, and compiling refuses such a statement.
@@ -17,18 +19,21 @@ SQLAlchemy integration among them) expect the execution context skipped here.
 
 from __future__ import annotations
 
-import asyncio
 import weakref
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
+from sqlalchemy import text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.sql import ClauseElement, Select
+from sqlalchemy.util import greenlet_spawn
 
-from app.db import DatabaseTimeout
+from app.db import CallDeadline, explicit_begin
 
 Processor = Callable[[Any], Any] | None
 Row = tuple[Any, ...]
@@ -109,18 +114,27 @@ class Statement:
 
 
 class Direct:
-    """The driver's connection of one session transaction (see the module docstring).
-    Get it with `direct(session)`."""
+    """The driver's connection of one transaction: a session's (`direct(session)`) or
+    one of its own on the pool (`Transactions`). See the module docstring."""
 
     def __init__(
-        self, connection: AsyncConnection, driver: Any, timeout: float | None, marker: object
+        self,
+        driver: Any,
+        dialect: Dialect,
+        *,
+        deadline: CallDeadline | None,
+        invalidate: Callable[[BaseException | None], Awaitable[Any]],
+        info: Mapping[str, Any],
+        marker: object = None,
     ) -> None:
-        self._connection = connection
         self._driver = driver  # aiomysql's or aiosqlite's connection
-        self._dialect = connection.dialect
-        self._timeout = timeout
+        self._dialect = dialect
+        self._deadline = deadline
+        self._invalidate = invalidate  # discards the connection: the pool never reuses it
         self._cursor: Any = None
-        self.marker = marker  # the transaction it belongs to
+        self.invalidated = False
+        self.info = info  # the session's, or what the Transactions were given
+        self.marker = marker  # the session transaction it belongs to
 
     async def rows(
         self, statement: Statement, params: Mapping[str, Any] | None = None
@@ -159,7 +173,7 @@ class Direct:
             # One cursor for the whole transaction: each execute starts it afresh, and
             # nothing is left to close once the results are fetched (they are buffered).
             self._cursor = await self._driver.cursor()
-        fetched = await self._bounded(self._send(compiled, params, many, fetch), compiled)
+        fetched = await self._bounded(self._send(compiled, params, many, fetch), compiled.sql)
         return self._cursor, [compiled.row(values) for values in fetched]
 
     async def _send(self, compiled: _Compiled, params: Any, many: bool, fetch: bool) -> Any:
@@ -169,22 +183,31 @@ class Direct:
             await self._cursor.execute(compiled.sql, compiled.arguments(params))
         return await self._cursor.fetchall() if fetch else ()
 
-    async def _bounded(self, call: Any, compiled: _Compiled) -> Any:
+    async def commit(self) -> None:
+        await self._bounded(self._driver.commit(), "COMMIT")
+
+    async def rollback(self) -> None:
+        await self._bounded(self._driver.rollback(), "ROLLBACK")
+
+    async def invalidate(self, error: BaseException | None = None) -> None:
+        if not self.invalidated:
+            self.invalidated = True
+            await self._invalidate(error)
+
+    async def _bounded(self, call: Awaitable[Any], sql: str) -> Any:
         """Await `call` (a statement's round trips) within the timeout, raising the
         driver's errors as SQLAlchemy's. A connection whose call failed mid-way
         (cancelled, timed out, disconnected) is invalidated, as SQLAlchemy does, so the
         pool never hands it out again."""
         dbapi = self._dialect.loaded_dbapi
-        deadline = asyncio.timeout(self._timeout)
         try:
-            async with deadline:
-                return await call
+            return await (call if self._deadline is None else self._deadline.run(call))
         except dbapi.Error as error:
             lost = self._dialect.is_disconnect(error, None, None)
             if lost:
-                await self._connection.invalidate(error)
+                await self.invalidate(error)
             raise DBAPIError.instance(
-                compiled.sql,
+                sql,
                 None,
                 error,
                 dbapi.Error,
@@ -192,10 +215,8 @@ class Direct:
                 connection_invalidated=lost,
                 dialect=self._dialect,
             ) from error
-        except BaseException as error:
-            await self._connection.invalidate()
-            if isinstance(error, TimeoutError) and deadline.expired():
-                raise DatabaseTimeout.after(self._timeout) from error
+        except BaseException:
+            await self.invalidate()
             raise
 
 
@@ -217,7 +238,63 @@ async def direct(session: AsyncSession) -> Direct:
     connection = await session.connection()
     raw = await connection.get_raw_connection()
     found = Direct(
-        connection, raw.driver_connection, getattr(session, "database_timeout", None), transaction
+        raw.driver_connection,
+        connection.dialect,
+        deadline=getattr(session, "deadline", None),
+        invalidate=connection.invalidate,
+        info=session.info,
+        marker=transaction,
     )
     session.info[_SESSION_KEY] = found
     return found
+
+
+class Transactions:
+    """Transactions of Direct statements on the engine's pool, with no session around
+    them: `async with transactions() as db`, as a sessionmaker makes sessions.
+
+    For a hot path whose every statement is a Direct one (checkout): a session's
+    begin, connection, commit and close (six greenlet switches and a task) cost more
+    CPU than the statements themselves. The transaction begins as a session's does
+    (BEGIN IMMEDIATE on SQLite, app/db.py), commits when the block ends and rolls back
+    when it raises; the pool's checkout and checkin run as for a session, its ping and
+    reset included. Each round trip, the pool checkout too, is bounded by `timeout`.
+    """
+
+    def __init__(
+        self, engine: AsyncEngine, *, timeout: float | None, info: Mapping[str, Any]
+    ) -> None:
+        self._engine = engine
+        self._timeout = timeout
+        begin = explicit_begin(engine.dialect)
+        self._begin = None if begin is None else Statement(text(begin))
+        self.info = info  # every transaction's Direct.info
+
+    @asynccontextmanager
+    async def __call__(self) -> AsyncIterator[Direct]:
+        deadline = None if self._timeout is None else CallDeadline(self._timeout)
+        checkout = self._engine.raw_connection()
+        pooled = await (checkout if deadline is None else deadline.run(checkout))
+        try:
+            db = Direct(
+                pooled.driver_connection,
+                self._engine.dialect,
+                deadline=deadline,
+                invalidate=partial(greenlet_spawn, pooled.invalidate),
+                info=self.info,
+            )
+            try:
+                if self._begin is not None:
+                    await db.write(self._begin, {})
+                yield db
+                await db.commit()
+            except BaseException:
+                if not db.invalidated:
+                    try:
+                        await db.rollback()
+                    except Exception:
+                        # Raise the error that ended the block; the pool drops the connection.
+                        await db.invalidate()
+                raise
+        finally:
+            await greenlet_spawn(pooled.close)

@@ -106,12 +106,15 @@ async def place_order(connection: aiomysql.Connection, user_id: int) -> str:
     from its user lookup on."""
     now = datetime.now(UTC).replace(tzinfo=None)
     async with connection.cursor() as cursor:
-        await cursor.execute("SELECT * FROM users WHERE id = %s AND is_active", (user_id,))
+        await cursor.execute(
+            "SELECT email, full_name, language FROM users WHERE id = %s AND is_active", (user_id,)
+        )
         await cursor.fetchone()
         await cursor.execute("SELECT id FROM carts WHERE user_id = %s FOR UPDATE", (user_id,))
         (cart_id,) = await cursor.fetchone()
         await cursor.execute(
-            "SELECT i.product_id, i.quantity, p.slug, p.name, p.price_cents, p.currency"
+            "SELECT i.product_id, i.quantity, p.slug, p.name, p.price_cents, p.currency,"
+            " p.category_id"
             " FROM cart_items i JOIN products p ON p.id = i.product_id"
             " WHERE i.cart_id = %s ORDER BY i.product_id",
             (cart_id,),

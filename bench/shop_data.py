@@ -101,11 +101,11 @@ async def place_order(ctx: AppContext, user: User, slug: str) -> list[int]:
     """One unit of `slug` ordered by `user`, paid, then moved to processing and
     shipped: the ids of the order's four status events, oldest first."""
     await fill_cart(ctx, user, [(slug, 1)])
+    placed = await checkout.create_order_from_cart(
+        ctx.transactions, user_id=user.id, shipping_address=ADDRESS
+    )
+    order_id = placed.order.id
     async with ctx.sessionmaker() as session:
-        placed = await checkout.create_order_from_cart(
-            session, user_id=user.id, shipping_address=ADDRESS
-        )
-        order_id = placed.order.id
         await payments.start_payment(
             session, order_id=order_id, user=user, gateway=payments.FakeGateway()
         )

@@ -57,14 +57,13 @@ class OrdersHandler(BaseHandler):
     )
     async def post(self) -> None:
         data = self.parse_body(OrderCreate)
-        async with self.ctx.sessionmaker() as session:
-            placed = await checkout.create_order_from_cart(
-                session,
-                user_id=self.require_claims().user_id,
-                shipping_address=data.shipping_address.model_dump(),
-                discount_code=data.discount_code,
-                idempotency_key=self.idempotency_key(),
-            )
+        placed = await checkout.create_order_from_cart(
+            self.ctx.transactions,
+            user_id=self.require_claims().user_id,
+            shipping_address=data.shipping_address.model_dump(),
+            discount_code=data.discount_code,
+            idempotency_key=self.idempotency_key(),
+        )
         self.write_json(OrderOut.of(placed.order), status=201 if placed.created else 200)
 
     def idempotency_key(self) -> str | None:

@@ -19,7 +19,14 @@ from sqlalchemy.util import await_
 from tornado.ioloop import IOLoop
 
 from app.context import AppContext
-from app.db import BoundedSession, BoundedTransaction, DatabaseTimeout, make_engine
+from app.db import (
+    BoundedSession,
+    BoundedTransaction,
+    CallDeadline,
+    DatabaseTimeout,
+    make_engine,
+)
+from app.sql import Statement
 from tests.client import ApiClient
 from tests.conftest import TEST_DATABASE_URL
 from tests.order_factories import add_product, place_order, shopper_with_cart, stock_of
@@ -52,6 +59,15 @@ async def test_a_statement_running_past_the_timeout_is_aborted_by_mariadb(
         with pytest.raises(OperationalError, match="max_statement_time"):
             await connection.execute(text("SELECT SLEEP(5)"))
     assert time.monotonic() - started < 2
+
+
+@on_mariadb
+async def test_transactions_without_a_session_read_committed_rows_as_sessions_do(
+    ctx: AppContext,
+) -> None:
+    async with ctx.transactions() as db:
+        assert await db.scalar(Statement(text("SELECT @@tx_isolation"))) == "READ-COMMITTED"
+        assert await db.scalar(Statement(text("SELECT @@max_statement_time"))) == 5
 
 
 @pytest.fixture
@@ -194,3 +210,61 @@ def test_every_awaitable_call_of_a_session_is_bounded(bounded: type, plain: type
         if name not in _BOUNDED_THROUGH_CLOSE and getattr(bounded, name) is method
     ]
     assert unbounded == []
+
+
+# --- CallDeadline: each call of a session within the timeout, with one timer ---------
+
+
+async def test_a_call_running_past_the_deadline_raises_database_timeout() -> None:
+    deadline = CallDeadline(0.1)
+    started = time.monotonic()
+    with pytest.raises(DatabaseTimeout, match="within 0.1 s"):
+        await deadline.run(asyncio.sleep(5))
+    assert time.monotonic() - started < 0.5
+
+
+async def test_each_call_gets_the_whole_timeout_whatever_ran_before() -> None:
+    deadline = CallDeadline(0.3)
+    await deadline.run(asyncio.sleep(0))  # arms the timer for 0.3 s from now
+    await asyncio.sleep(0.2)
+    # Ends 0.45 s after the first call began, within its own 0.3 s.
+    assert await deadline.run(_after(0.25, "answered")) == "answered"
+    # The timer re-armed for that call lapses with it: a later late call still fails.
+    with pytest.raises(DatabaseTimeout):
+        await deadline.run(asyncio.sleep(5))
+    assert await deadline.run(_after(0, "fine again")) == "fine again"
+
+
+async def test_a_call_nested_in_another_of_the_same_task_is_bounded_by_the_outer_one() -> None:
+    deadline = CallDeadline(0.1)
+
+    async def outer() -> None:
+        await deadline.run(asyncio.sleep(5))
+
+    with pytest.raises(DatabaseTimeout):
+        await deadline.run(outer())
+
+
+async def test_calls_of_two_tasks_in_flight_at_once_are_each_bounded() -> None:
+    deadline = CallDeadline(0.1)
+    first = asyncio.ensure_future(deadline.run(asyncio.sleep(5)))
+    await asyncio.sleep(0)  # the first task's call is in flight
+    with pytest.raises(DatabaseTimeout):
+        await deadline.run(asyncio.sleep(5))
+    with pytest.raises(DatabaseTimeout):
+        await first
+
+
+async def test_a_cancellation_from_elsewhere_stays_a_cancellation() -> None:
+    deadline = CallDeadline(5)
+    call = asyncio.ensure_future(deadline.run(asyncio.sleep(5)))
+    await asyncio.sleep(0)
+    call.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await call
+    assert await deadline.run(_after(0, "next call")) == "next call"
+
+
+async def _after(seconds: float, value: str) -> str:
+    await asyncio.sleep(seconds)
+    return value

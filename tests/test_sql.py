@@ -123,3 +123,47 @@ async def test_a_statement_relying_on_a_python_column_default_is_refused(
         db = await direct(session)
         with pytest.raises(ValueError, match="give attempts a value"):
             await db.insert(_ADD_MESSAGE, without_attempts)
+
+
+# --- Transactions: the same statements in transactions of their own, no session ------
+
+
+async def test_a_transaction_of_its_own_commits_when_its_block_ends(ctx: AppContext) -> None:
+    async with ctx.transactions() as db:
+        added = await db.insert(_ADD_MESSAGE, message("eve@example.com"))
+        rows = await db.rows(_MESSAGE_TIMES, {"recipient": "eve@example.com"})
+    assert rows == [(WHEN, None)]
+    [stored] = await messages_to(ctx, "eve@example.com")
+    assert (stored.id, stored.created_at) == (added, WHEN)
+
+
+async def test_a_transaction_of_its_own_rolls_back_when_its_block_raises(ctx: AppContext) -> None:
+    await add_product(ctx, "brass-lamp", stock=10)
+    with pytest.raises(LookupError):
+        async with ctx.transactions() as db:
+            await db.write(_SET_STOCK, {"product": "brass-lamp", "stock": 3, "now": WHEN})
+            await db.insert(_ADD_MESSAGE, message("fay@example.com"))
+            raise LookupError("the use case fails after the writes")
+    assert await stock_of(ctx, "brass-lamp") == 10
+    assert await messages_to(ctx, "fay@example.com") == []
+
+
+async def test_transactions_of_their_own_hand_every_connection_back(ctx: AppContext) -> None:
+    product = await add_product(ctx, "brass-lamp")
+    duplicate = Statement(insert(_PRODUCTS))
+    values = {
+        column.name: getattr(product, column.key)
+        for column in _PRODUCTS.columns
+        if column.name != "id"
+    }
+    # More than the pool holds, half of them failing on the unique index.
+    for number in range(40):
+        if number % 2:
+            with pytest.raises(IntegrityError):
+                async with ctx.transactions() as db:
+                    await db.insert(duplicate, values)
+        else:
+            async with ctx.transactions() as db:
+                await db.write(_SET_STOCK, {"product": "brass-lamp", "stock": number, "now": WHEN})
+    assert await stock_of(ctx, "brass-lamp") == 38
+    assert ctx.engine.sync_engine.pool.checkedout() == 0  # type: ignore[attr-defined]

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, cast
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Annotated, Any, Literal, Protocol, cast
 
 import babel
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic_core import PydanticCustomError
 
 from app.schemas.common import AwareDatetime, MoneyOut, PageParams, RequestModel, UtcDatetime
-from models.orders import Order, OrderEvent
+from models.orders import OrderEvent
 
 # CLDR (through Babel) knows every ISO 3166-1 alpha-2 code plus a few of its own:
 # exceptionally reserved codes (AC CP CQ DG EA IC TA), groupings (EU EZ QO UN) and
@@ -123,6 +125,49 @@ class AddressOut(BaseModel):
     country: str
 
 
+class OrderItemFields(Protocol):
+    """What OrderOut shows of an item: an OrderItem's, or the row checkout wrote."""
+
+    @property
+    def product_slug(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def unit_price_cents(self) -> int: ...
+    @property
+    def quantity(self) -> int: ...
+
+
+class OrderFields(Protocol):
+    """What OrderOut shows of an order: an Order (items loaded), or the row checkout
+    wrote (app/services/checkout.py), which is no ORM object."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def items(self) -> Sequence[OrderItemFields]: ...
+    @property
+    def subtotal_cents(self) -> int: ...
+    @property
+    def discount_code(self) -> str | None: ...
+    @property
+    def discount_total_cents(self) -> int: ...
+    @property
+    def total_cents(self) -> int: ...
+    @property
+    def currency(self) -> str: ...
+    @property
+    def shipping_address(self) -> Mapping[str, Any]: ...
+    @property
+    def created_at(self) -> datetime: ...
+    @property
+    def updated_at(self) -> datetime: ...
+    @property
+    def last_event_id(self) -> int | None: ...
+
+
 class OrderOut(BaseModel):
     id: int
     status: OrderStatus
@@ -140,7 +185,7 @@ class OrderOut(BaseModel):
     )
 
     @classmethod
-    def of(cls, order: Order) -> OrderOut:
+    def of(cls, order: OrderFields) -> OrderOut:
         """`order` with its items loaded."""
         return cls(
             id=order.id,

@@ -1,18 +1,21 @@
 """Checkout: the user's cart becomes a `pending_payment` order in one transaction
-(retried after a deadlock), announced after commit."""
+(retried after a deadlock), announced after commit.
+
+The hottest write of the shop, so it runs as a transaction of its own on the pool
+(`Transactions`, app/sql.py) rather than in a session: every statement goes straight to
+the driver, and the order comes back as the rows written (`OrderRow`), not an ORM
+object.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from functools import partial
 from typing import Any, NamedTuple
 
-from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import attributes, selectinload
 
 from app import errors
 from app.after_commit import after_commit
@@ -20,21 +23,52 @@ from app.db import retry_on_deadlock
 from app.emails import ORDER_CONFIRMATION
 from app.messages import CART_MIXED_CURRENCIES
 from app.schemas.common import cents_to_str
-from app.services.accounts import get_active_user
+from app.services.accounts import Addressee, get_active_addressee
 from app.services.discounts import PricedLine, quote_discount, record_discount_use
 from app.services.inventory import StockLine, take_stock
 from app.services.order_status import PENDING_PAYMENT, StatusChange, events_of, record_event
 from app.services.outbox import queue_mail
-from app.sql import Statement, direct
-from models.accounts import User
+from app.sql import Direct, Statement, Transactions
 from models.base import table_of, utcnow
 from models.catalog import Product
-from models.orders import Cart, CartItem, Order, OrderItem
+from models.orders import Cart, CartItem, Order, OrderEvent, OrderItem
+
+
+@dataclass(frozen=True, slots=True)
+class OrderItemRow:
+    product_id: int | None  # None once the product is deleted
+    product_slug: str
+    name: str
+    unit_price_cents: int
+    quantity: int
+
+
+@dataclass(slots=True)
+class OrderRow:
+    """An order as checkout wrote it (or found it by its Idempotency-Key): the
+    values of its rows, as an Order would hold them."""
+
+    user_id: int
+    status: str
+    subtotal_cents: int
+    discount_id: int | None
+    discount_code: str | None
+    discount_total_cents: int
+    total_cents: int
+    currency: str
+    shipping_address: dict[str, Any]
+    idempotency_key: str | None
+    payment_intent_id: str | None
+    created_at: datetime
+    updated_at: datetime
+    items: list[OrderItemRow]
+    id: int = 0  # given by the database
+    last_event_id: int | None = None
 
 
 @dataclass(frozen=True)
 class PlacedOrder:
-    order: Order
+    order: OrderRow
     created: bool  # False when the Idempotency-Key matched an earlier order
 
 
@@ -42,7 +76,7 @@ class PlacedOrder:
 
 
 async def create_order_from_cart(
-    session: AsyncSession,
+    transactions: Transactions,
     *,
     user_id: int,
     shipping_address: Mapping[str, Any],
@@ -64,43 +98,32 @@ async def create_order_from_cart(
     NotAuthenticated when the user is unknown or deactivated.
     """
     now = now or utcnow()
-    place = partial(_place, session, user_id, shipping_address, discount_code, idempotency_key, now)
 
-    async def attempt() -> tuple[Order, StatusChange | None]:
+    async def attempt() -> tuple[OrderRow, StatusChange | None]:
         try:
-            async with session.begin():
-                return await place()
+            async with transactions() as db:
+                return await _place(
+                    db, user_id, shipping_address, discount_code, idempotency_key, now
+                )
         except IntegrityError:
             # A request with the same key committed first: the unique index decided.
-            async with session.begin():
-                earlier = await _order_by_key(session, user_id, idempotency_key)
+            async with transactions() as db:
+                earlier = await _order_by_key(db, user_id, idempotency_key)
             if earlier is None:
                 raise
             return earlier, None
 
     order, change = await retry_on_deadlock(attempt)
-    await after_commit(session).publish(events_of([change]))
+    await after_commit(transactions).publish(events_of([change]))
     return PlacedOrder(order=order, created=change is not None)
 
 
-async def _order_by_key(session: AsyncSession, user_id: int, key: str | None) -> Order | None:
-    if key is None:
-        return None
-    return await session.scalar(
-        select(Order)
-        .where(Order.user_id == user_id, Order.idempotency_key == key)
-        .options(selectinload(Order.items))
-    )
-
-
-# Checkout sends plain statements on the tables straight to the driver (app/sql.py): it
-# reads nothing back but ids, and the session's unit of work and execution path were
-# most of its CPU.
 _CARTS = table_of(Cart)
 _CART_ITEMS = table_of(CartItem)
 _PRODUCTS = table_of(Product)
 _ORDERS = table_of(Order)
 _ORDER_ITEMS = table_of(OrderItem)
+_ORDER_EVENTS = table_of(OrderEvent)
 
 _LOCK_CART = Statement(
     select(_CARTS.c.id).where(_CARTS.c.user_id == bindparam("user_id")).with_for_update()
@@ -143,21 +166,20 @@ class _CartLine(NamedTuple):
 
 
 async def _place(
-    session: AsyncSession,
+    db: Direct,
     user_id: int,
     shipping_address: Mapping[str, Any],
     discount_code: str | None,
     idempotency_key: str | None,
     now: datetime,
-) -> tuple[Order, StatusChange | None]:
-    user = await get_active_user(session, user_id=user_id)
-    if user is None:
+) -> tuple[OrderRow, StatusChange | None]:
+    buyer = await get_active_addressee(db, user_id=user_id)
+    if buyer is None:
         raise errors.NotAuthenticated()
     # The cart row lock makes two checkouts of one cart run one after the other, so a
     # retry finds the order its first attempt committed (and not an emptied cart).
-    db = await direct(session)
-    cart_id = await db.scalar(_LOCK_CART, {"user_id": user.id})
-    earlier = await _order_by_key(session, user.id, idempotency_key)
+    cart_id = await db.scalar(_LOCK_CART, {"user_id": user_id})
+    earlier = await _order_by_key(db, user_id, idempotency_key)
     if earlier is not None:
         return earlier, None
     rows = (
@@ -182,9 +204,8 @@ async def _place(
         for row in rows
     ]
     subtotal = sum(line.total_cents for line in lines)
-    # The order as it is stored and answered; never added to the session.
-    order = Order(
-        user_id=user.id,
+    order = OrderRow(
+        user_id=user_id,
         status=PENDING_PAYMENT,
         subtotal_cents=subtotal,
         discount_id=None,
@@ -197,52 +218,47 @@ async def _place(
         payment_intent_id=None,
         created_at=now,
         updated_at=now,
+        items=[
+            OrderItemRow(row.product_id, row.slug, row.name, row.price_cents, row.quantity)
+            for row in rows
+        ],
     )
     if discount_code is not None:
         # Counted before the stock is taken: the discount row is always locked
         # before product rows, so two checkouts never wait on each other in a cycle.
-        quote = await quote_discount(session, code=discount_code, lines=lines, now=now)
-        await record_discount_use(session, discount_id=quote.discount.id)
+        quote = await quote_discount(db, code=discount_code, lines=lines, now=now)
+        await record_discount_use(db, discount_id=quote.discount.id, now=now)
         order.discount_id = quote.discount.id
         order.discount_code = quote.discount.code
         order.discount_total_cents = quote.amount_cents
         order.total_cents = subtotal - quote.amount_cents
     levels = await take_stock(
-        session, [StockLine(row.product_id, row.slug, row.quantity) for row in rows], now=now
+        db, [StockLine(row.product_id, row.slug, row.quantity) for row in rows], now=now
     )
     # A reused Idempotency-Key fails here, on the unique index.
     order.id = await db.insert(
         _ADD_ORDER, {column: getattr(order, column) for column in _ORDER_COLUMNS}
     )
-    order.items = [
-        OrderItem(
-            order_id=order.id,
-            product_id=row.product_id,
-            product_slug=row.slug,
-            name=row.name,
-            unit_price_cents=row.price_cents,
-            quantity=row.quantity,
-        )
-        for row in rows
-    ]
     await db.write_many(
         _ADD_ORDER_ITEMS,
-        [{column: getattr(item, column) for column in _ITEM_COLUMNS} for item in order.items],
+        [
+            {"order_id": order.id, **{column: getattr(item, column) for column in _ITEM_COLUMNS}}
+            for item in order.items
+        ],
     )
     await db.write(_EMPTY_CART, {"cart_id": cart_id})
     await db.write(_TOUCH_CART, {"cart_id": cart_id, "touched_at": now})
-    await _queue_confirmation(session, user, order)
+    await _queue_confirmation(db, buyer, order)
     change = await record_event(
-        session,
+        db,
         order_id=order.id,
-        user_id=user.id,
+        user_id=user_id,
         previous=None,
         status=PENDING_PAYMENT,
         now=now,
         levels=levels,
     )
-    # The event just recorded is the order's newest: no need to read it back.
-    attributes.set_committed_value(order, "last_event_id", change.event_id)
+    order.last_event_id = change.event_id  # the event just recorded is the newest
     return order, change
 
 
@@ -261,17 +277,50 @@ _ORDER_COLUMNS = (
     "created_at",
     "updated_at",
 )
-_ITEM_COLUMNS = ("order_id", "product_id", "product_slug", "name", "unit_price_cents", "quantity")
+_ITEM_COLUMNS = ("product_id", "product_slug", "name", "unit_price_cents", "quantity")
+_LAST_EVENT_ID = (
+    select(func.max(_ORDER_EVENTS.c.id))
+    .where(_ORDER_EVENTS.c.order_id == _ORDERS.c.id)
+    .scalar_subquery()
+)
+_ORDER_BY_KEY = Statement(
+    select(*(_ORDERS.c[column] for column in _ORDER_COLUMNS), _ORDERS.c.id, _LAST_EVENT_ID).where(
+        _ORDERS.c.user_id == bindparam("user_id"),
+        _ORDERS.c.idempotency_key == bindparam("key"),
+    )
+)
+_ITEMS_OF_ORDER = Statement(
+    select(*(_ORDER_ITEMS.c[column] for column in _ITEM_COLUMNS))
+    .where(_ORDER_ITEMS.c.order_id == bindparam("order_id"))
+    .order_by(_ORDER_ITEMS.c.id)
+)
 
 
-async def _queue_confirmation(session: AsyncSession, user: User, order: Order) -> None:
+async def _order_by_key(db: Direct, user_id: int, key: str | None) -> OrderRow | None:
+    """The user's order placed with Idempotency-Key `key`, as it is now."""
+    if key is None:
+        return None
+    rows = await db.rows(_ORDER_BY_KEY, {"user_id": user_id, "key": key})
+    if not rows:
+        return None
+    *values, order_id, last_event_id = rows[0]
+    items = await db.rows(_ITEMS_OF_ORDER, {"order_id": order_id})
+    return OrderRow(
+        **dict(zip(_ORDER_COLUMNS, values, strict=True)),
+        id=order_id,
+        items=[OrderItemRow(*item) for item in items],
+        last_event_id=last_event_id,
+    )
+
+
+async def _queue_confirmation(db: Direct, buyer: Addressee, order: OrderRow) -> None:
     def money(cents: int) -> str:
         return f"{cents_to_str(cents)} {order.currency}"
 
     address = order.shipping_address
     subject, body = ORDER_CONFIRMATION.render(
-        user.language,
-        name=user.full_name or user.email,
+        buyer.language,
+        name=buyer.full_name or buyer.email,
         order_id=order.id,
         items="\n".join(
             f"{item.quantity} x {item.name}: {money(item.unit_price_cents * item.quantity)}"
@@ -292,4 +341,4 @@ async def _queue_confirmation(session: AsyncSession, user: User, order: Order) -
             if part
         ),
     )
-    await queue_mail(session, recipient=user.email, subject=subject, body=body)
+    await queue_mail(db, recipient=buyer.email, subject=subject, body=body)

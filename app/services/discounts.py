@@ -12,7 +12,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import bindparam, delete, inspect, literal_column, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
@@ -36,6 +36,8 @@ from app.messages import (
 from app.schemas.common import Pagination, cents_to_str, percent_of, to_utc_text
 from app.schemas.discounts import DiscountIn, DiscountUpdate
 from app.services.catalog import fetch_page, resolve_category
+from app.sql import Direct, Statement
+from models.base import table_of
 from models.catalog import Discount
 
 PERCENT = "percent"
@@ -73,8 +75,24 @@ def _refuse(msgid: str, **params: str) -> errors.ValidationFailed:
     return errors.ValidationFailed(fields={DISCOUNT_FIELD: [FieldMessage(msgid, **params)]})
 
 
+# Checkout's statements, sent straight to the driver (app/sql.py) in its transaction.
+_DISCOUNTS = table_of(Discount)
+_DISCOUNT_ATTRIBUTES = tuple(
+    inspect(Discount).get_property_by_column(column).key for column in _DISCOUNTS.c
+)
+_DISCOUNT_BY_CODE = Statement(select(*_DISCOUNTS.c).where(_DISCOUNTS.c.code == bindparam("code")))
+_COUNT_USE = Statement(
+    update(_DISCOUNTS).where(
+        _DISCOUNTS.c.id == bindparam("discount_id"),
+        or_(_DISCOUNTS.c.max_uses.is_(None), _DISCOUNTS.c.used_count < _DISCOUNTS.c.max_uses),
+    )
+    # A literal: every value of a direct statement is a named parameter or none.
+    .values(used_count=_DISCOUNTS.c.used_count + literal_column("1"), updated_at=bindparam("now"))
+)
+
+
 async def quote_discount(
-    session: AsyncSession, *, code: str, lines: Sequence[PricedLine], now: datetime
+    db: Direct, *, code: str, lines: Sequence[PricedLine], now: datetime
 ) -> DiscountQuote:
     """What `code` takes off an order made of `lines`, inside the caller's transaction.
 
@@ -87,9 +105,11 @@ async def quote_discount(
     inactive, not started, expired, used up, below the minimum total, or no line in
     the discount's category.
     """
-    discount = await session.scalar(select(Discount).where(Discount.code == normalize_code(code)))
-    if discount is None:
+    rows = await db.rows(_DISCOUNT_BY_CODE, {"code": normalize_code(code)})
+    if not rows:
         raise _refuse(DISCOUNT_UNKNOWN)
+    # Never added to a session: read here, and its id and code copied into the order.
+    discount = Discount(**dict(zip(_DISCOUNT_ATTRIBUTES, rows[0], strict=True)))
     if not discount.is_active:
         raise _refuse(DISCOUNT_INACTIVE)
     if discount.starts_at is not None and now < discount.starts_at:
@@ -118,21 +138,13 @@ async def quote_discount(
     return DiscountQuote(discount=discount, amount_cents=min(amount, eligible_subtotal))
 
 
-async def record_discount_use(session: AsyncSession, *, discount_id: int) -> None:
+async def record_discount_use(db: Direct, *, discount_id: int, now: datetime) -> None:
     """Count one use, inside the caller's transaction.
 
     A guarded UPDATE, so two checkouts racing for the last use cannot both get it:
     raises ValidationFailed (`fields.discount_code`, used up) when no use is left.
     """
-    counted = await session.execute(
-        update(Discount)
-        .where(
-            Discount.id == discount_id,
-            or_(Discount.max_uses.is_(None), Discount.used_count < Discount.max_uses),
-        )
-        .values(used_count=Discount.used_count + 1)
-    )
-    if counted.rowcount != 1:  # type: ignore[attr-defined]
+    if await db.write(_COUNT_USE, {"discount_id": discount_id, "now": now}) != 1:
         raise _refuse(DISCOUNT_EXHAUSTED)
 
 

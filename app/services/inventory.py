@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import errors
 from app.events import StockChanged, StockLevelOut
-from app.sql import Statement, direct
+from app.sql import Direct, Statement, direct
 from models.base import table_of
 from models.catalog import Product
 from models.orders import OrderItem
@@ -72,12 +72,11 @@ def stock_events(levels: Iterable[StockLevel], at: datetime) -> list[StockChange
 
 
 async def take_stock(
-    session: AsyncSession, lines: Sequence[StockLine], *, now: datetime
+    db: Direct, lines: Sequence[StockLine], *, now: datetime
 ) -> tuple[StockLevel, ...]:
     """Decrement each product's stock unless it would go below zero (`lines` sorted by
     product id, so concurrent orders lock rows in one order); InsufficientStock naming
     every product short otherwise (the caller's transaction must then roll back)."""
-    db = await direct(session)
     short = []
     for line in lines:
         taken = await db.write(
@@ -87,7 +86,7 @@ async def take_stock(
             short.append(line.slug)
     if short:
         raise errors.InsufficientStock(short)
-    return await stock_levels(session, [line.product_id for line in lines if line.product_id])
+    return await stock_levels(db, [line.product_id for line in lines if line.product_id])
 
 
 async def retake_stock(
@@ -100,7 +99,7 @@ async def retake_stock(
         .where(OrderItem.order_id == order_id)
         .order_by(OrderItem.product_id)
     )
-    return await take_stock(session, [StockLine(*row) for row in rows], now=now)
+    return await take_stock(await direct(session), [StockLine(*row) for row in rows], now=now)
 
 
 async def put_back_stock(session: AsyncSession, order_id: int) -> tuple[StockLevel, ...]:
@@ -119,15 +118,14 @@ async def put_back_stock(session: AsyncSession, order_id: int) -> tuple[StockLev
             .values(stock=Product.stock + quantity)
             .execution_options(synchronize_session=False)
         )
-    return await stock_levels(session, [product_id for product_id, _ in items])
+    return await stock_levels(await direct(session), [product_id for product_id, _ in items])
 
 
-async def stock_levels(session: AsyncSession, product_ids: list[int]) -> tuple[StockLevel, ...]:
-    """The products' stock as this transaction sees it (read from the rows, not the
+async def stock_levels(db: Direct, product_ids: list[int]) -> tuple[StockLevel, ...]:
+    """The products' stock as this transaction sees it (read from the rows, not a
     session's objects, which the guarded updates leave untouched)."""
     if not product_ids:
         return ()
-    db = await direct(session)
     rows = await db.rows(
         _stock_levels_of(len(product_ids)),
         {f"id_{number}": product_id for number, product_id in enumerate(product_ids)},

@@ -21,7 +21,7 @@ from app.events import Event, OrderStatusChanged
 from app.messages import ORDER_STATUS_CONFLICT
 from app.services.discounts import give_back_discount_use, retake_discount_use
 from app.services.inventory import StockLevel, put_back_stock, retake_stock, stock_events
-from app.sql import Statement, direct
+from app.sql import Direct, Statement, direct
 from models.base import table_of
 from models.orders import Order, OrderEvent
 
@@ -87,7 +87,7 @@ def events_of(changes: Iterable[StatusChange | None]) -> list[Event]:
 
 
 async def record_event(
-    session: AsyncSession,
+    db: Direct,
     *,
     order_id: int,
     user_id: int,
@@ -98,7 +98,6 @@ async def record_event(
 ) -> StatusChange:
     """Add the order's timeline row for `status` (the order's row already says it)."""
     # A plain INSERT: the id is all that is read back, so no object goes through a flush.
-    db = await direct(session)
     event_id = await db.insert(
         _ADD_EVENT, {"order_id": order_id, "status": status, "created_at": now}
     )
@@ -150,7 +149,7 @@ async def apply_transition(
         if discount_id is not None:
             await retake_discount_use(session, discount_id=discount_id)
     return await record_event(
-        session,
+        await direct(session),
         order_id=order_id,
         user_id=user_id,
         previous=current,

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.mail import SMTP_TIMEOUT, MailBackend, build_message
 from app.metrics import Metrics
-from app.sql import Statement, direct
+from app.sql import Direct, Statement
 from models.base import table_of, utcnow
 from models.mail import OutboxMessage
 
@@ -34,11 +34,11 @@ MAX_BACKOFF_SECONDS = 3600
 _ADD_MESSAGE = Statement(insert(table_of(OutboxMessage)))
 
 
-async def queue_mail(session: AsyncSession, *, recipient: str, subject: str, body: str) -> None:
-    """Add a message to the outbox as part of the caller's transaction."""
+async def queue_mail(db: Direct, *, recipient: str, subject: str, body: str) -> None:
+    """Add a message to the outbox as part of the caller's transaction (for a session's,
+    `direct(session)`)."""
     now = utcnow()
     # A plain INSERT: nothing reads the row back, so it skips the session's unit of work.
-    db = await direct(session)
     await db.insert(
         _ADD_MESSAGE,
         {

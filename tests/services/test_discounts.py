@@ -36,8 +36,8 @@ LAMP = PricedLine(product_id=1, category_id=None, unit_price_cents=333, quantity
 async def quote(
     ctx: AppContext, code: str, lines: Sequence[PricedLine] = (LAMP,), now: datetime = NOW
 ) -> DiscountQuote:
-    async with ctx.sessionmaker() as session, session.begin():
-        return await quote_discount(session, code=code, lines=lines, now=now)
+    async with ctx.transactions() as db:
+        return await quote_discount(db, code=code, lines=lines, now=now)
 
 
 async def refusal(ctx: AppContext, code: str, **kwargs: object) -> str:
@@ -49,8 +49,8 @@ async def refusal(ctx: AppContext, code: str, **kwargs: object) -> str:
 
 
 async def use(ctx: AppContext, discount_id: int) -> None:
-    async with ctx.sessionmaker() as session, session.begin():
-        await record_discount_use(session, discount_id=discount_id)
+    async with ctx.transactions() as db:
+        await record_discount_use(db, discount_id=discount_id, now=NOW)
 
 
 async def used_count(ctx: AppContext, discount_id: int) -> int:

@@ -20,10 +20,10 @@ from tests.smtp import SmtpServer, free_port
 
 
 async def queue(ctx: AppContext, count: int = 1) -> None:
-    async with ctx.sessionmaker() as session, session.begin():
+    async with ctx.transactions() as db:
         for number in range(count):
             await queue_mail(
-                session, recipient=f"user{number}@example.com", subject="Hello", body="Body"
+                db, recipient=f"user{number}@example.com", subject="Hello", body="Body"
             )
 
 
