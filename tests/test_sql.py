@@ -20,6 +20,7 @@ from tests.order_factories import add_product, stock_of
 _OUTBOX = table_of(OutboxMessage)
 _PRODUCTS = table_of(Product)
 _ADD_MESSAGE = Statement(insert(_OUTBOX))
+_ADD_PRODUCT = Statement(insert(_PRODUCTS))
 _MESSAGE_TIMES = Statement(
     select(_OUTBOX.c.created_at, _OUTBOX.c.next_attempt_at).where(
         _OUTBOX.c.recipient == bindparam("recipient")
@@ -41,6 +42,16 @@ def message(recipient: str) -> dict[str, object]:
         "attempts": 0,
         "created_at": WHEN,
         "next_attempt_at": None,
+    }
+
+
+async def product_with_its_copy(ctx: AppContext) -> dict[str, object]:
+    """Adds a product; the values of a copy of it, which its unique slug refuses."""
+    product = await add_product(ctx, "brass-lamp")
+    return {
+        column.name: getattr(product, column.key)
+        for column in _PRODUCTS.columns
+        if column.name != "id"
     }
 
 
@@ -81,17 +92,11 @@ async def test_rows_written_go_when_the_session_rolls_back(ctx: AppContext) -> N
 async def test_a_duplicate_raises_sqlalchemys_integrity_error_and_the_session_recovers(
     ctx: AppContext,
 ) -> None:
-    product = await add_product(ctx, "brass-lamp")
-    duplicate = Statement(insert(_PRODUCTS))
-    values = {
-        column.name: getattr(product, column.key)
-        for column in _PRODUCTS.columns
-        if column.name != "id"
-    }
+    values = await product_with_its_copy(ctx)
     async with ctx.sessionmaker() as session:
         with pytest.raises(IntegrityError):
             async with session.begin():
-                await (await direct(session)).insert(duplicate, values)
+                await (await direct(session)).insert(_ADD_PRODUCT, values)
         async with session.begin():  # a new transaction gets a working connection
             db = await direct(session)
             await db.write(_SET_STOCK, {"product": "brass-lamp", "stock": 4, "now": WHEN})
@@ -149,19 +154,13 @@ async def test_a_transaction_of_its_own_rolls_back_when_its_block_raises(ctx: Ap
 
 
 async def test_transactions_of_their_own_hand_every_connection_back(ctx: AppContext) -> None:
-    product = await add_product(ctx, "brass-lamp")
-    duplicate = Statement(insert(_PRODUCTS))
-    values = {
-        column.name: getattr(product, column.key)
-        for column in _PRODUCTS.columns
-        if column.name != "id"
-    }
+    values = await product_with_its_copy(ctx)
     # More than the pool holds, half of them failing on the unique index.
     for number in range(40):
         if number % 2:
             with pytest.raises(IntegrityError):
                 async with ctx.transactions() as db:
-                    await db.insert(duplicate, values)
+                    await db.insert(_ADD_PRODUCT, values)
         else:
             async with ctx.transactions() as db:
                 await db.write(_SET_STOCK, {"product": "brass-lamp", "stock": number, "now": WHEN})
