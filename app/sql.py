@@ -124,7 +124,6 @@ class Direct:
         *,
         deadline: CallDeadline | None,
         invalidate: Callable[[BaseException | None], Awaitable[Any]],
-        info: Mapping[str, Any],
         marker: object = None,
     ) -> None:
         self._driver = driver  # aiomysql's or aiosqlite's connection
@@ -133,7 +132,6 @@ class Direct:
         self._invalidate = invalidate  # discards the connection: the pool never reuses it
         self._cursor: Any = None
         self.invalidated = False
-        self.info = info  # the session's, or what the Transactions were given
         self.marker = marker  # the session transaction it belongs to
 
     async def rows(
@@ -242,7 +240,6 @@ async def direct(session: AsyncSession) -> Direct:
         connection.dialect,
         deadline=getattr(session, "deadline", None),
         invalidate=connection.invalidate,
-        info=session.info,
         marker=transaction,
     )
     session.info[_SESSION_KEY] = found
@@ -254,8 +251,8 @@ class Transactions:
     them: `async with transactions() as db`, as a sessionmaker makes sessions.
 
     For a hot path whose every statement is a Direct one (checkout): a session's
-    begin, connection, commit and close (six greenlet switches and a task) cost more
-    CPU than the statements themselves. The transaction begins as a session's does
+    begin, connection, commit and close (six greenlet switches and a task) cost as
+    much CPU as a few of its statements. The transaction begins as a session's does
     (BEGIN IMMEDIATE on SQLite, app/db.py), commits when the block ends and rolls back
     when it raises; the pool's checkout and checkin run as for a session, its ping and
     reset included. Each round trip, the pool checkout too, is bounded by `timeout`.
@@ -268,7 +265,7 @@ class Transactions:
         self._timeout = timeout
         begin = explicit_begin(engine.dialect)
         self._begin = None if begin is None else Statement(text(begin))
-        self.info = info  # every transaction's Direct.info
+        self.info = info  # for after_commit(), as a session's
 
     @asynccontextmanager
     async def __call__(self) -> AsyncIterator[Direct]:
@@ -281,7 +278,6 @@ class Transactions:
                 self._engine.dialect,
                 deadline=deadline,
                 invalidate=partial(greenlet_spawn, pooled.invalidate),
-                info=self.info,
             )
             try:
                 if self._begin is not None:
