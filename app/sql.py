@@ -258,9 +258,7 @@ class Transactions:
     reset included. Each round trip, the pool checkout too, is bounded by `timeout`.
     """
 
-    def __init__(
-        self, engine: AsyncEngine, *, timeout: float | None, info: Mapping[str, Any]
-    ) -> None:
+    def __init__(self, engine: AsyncEngine, *, timeout: float, info: Mapping[str, Any]) -> None:
         self._engine = engine
         self._timeout = timeout
         begin = explicit_begin(engine.dialect)
@@ -269,28 +267,32 @@ class Transactions:
 
     @asynccontextmanager
     async def __call__(self) -> AsyncIterator[Direct]:
-        deadline = None if self._timeout is None else CallDeadline(self._timeout)
-        checkout = self._engine.raw_connection()
-        pooled = await (checkout if deadline is None else deadline.run(checkout))
+        deadline = CallDeadline(self._timeout)
+        pooled = await deadline.run(self._engine.raw_connection())
+        db = Direct(
+            pooled.driver_connection,
+            self._engine.dialect,
+            deadline=deadline,
+            invalidate=partial(greenlet_spawn, pooled.invalidate),
+        )
         try:
-            db = Direct(
-                pooled.driver_connection,
-                self._engine.dialect,
-                deadline=deadline,
-                invalidate=partial(greenlet_spawn, pooled.invalidate),
-            )
-            try:
-                if self._begin is not None:
-                    await db.write(self._begin, {})
-                yield db
-                await db.commit()
-            except BaseException:
-                if not db.invalidated:
-                    try:
-                        await db.rollback()
-                    except Exception:
-                        # Raise the error that ended the block; the pool drops the connection.
-                        await db.invalidate()
-                raise
+            if self._begin is not None:
+                await db.write(self._begin, {})
+            yield db
+            await db.commit()
+        except BaseException:
+            await _roll_back(db)
+            raise
         finally:
             await greenlet_spawn(pooled.close)
+
+
+async def _roll_back(db: Direct) -> None:
+    """Roll back after the block failed; a connection that cannot is discarded (the
+    block's own error is the one raised)."""
+    if db.invalidated:
+        return
+    try:
+        await db.rollback()
+    except Exception:
+        await db.invalidate()

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, cast
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import DateTime, MetaData, Table
+from sqlalchemy import DateTime, MetaData, Table, inspect
 from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -58,3 +59,13 @@ def table_of(model: type[Base]) -> Table:
     """The model's table, for Core statements built once on a hot path (`__table__` is
     typed as any FromClause)."""
     return cast(Table, model.__table__)
+
+
+ModelT = TypeVar("ModelT", bound=Base)
+
+
+def object_of_row(model: type[ModelT]) -> Callable[[Sequence[Any]], ModelT]:
+    """What builds a `model` object (transient) from a row of its table's columns, in
+    the table's order (`select(*table_of(model).c)`)."""
+    keys = tuple(inspect(model).get_property_by_column(column).key for column in table_of(model).c)
+    return lambda row: model(**dict(zip(keys, row, strict=True)))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,7 +19,7 @@ from pydantic import (
     WithJsonSchema,
     field_validator,
 )
-from pydantic_core import PydanticCustomError
+from pydantic_core import PydanticCustomError, to_json
 
 T = TypeVar("T")
 # The largest single amount accepted: prices and discount amounts live in INTEGER
@@ -143,8 +142,13 @@ class RequestModel(BaseModel):
 
 
 def encode_json(value: Any) -> bytes:
-    """The one JSON encoding of responses: compact, UTF-8, non-ASCII left as it is."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+    """The one JSON encoding of responses: compact, UTF-8, non-ASCII left as it is.
+
+    pydantic's encoder writes the bytes `json.dumps(value, separators=(",", ":"),
+    ensure_ascii=False)` would, in a fraction of the time, and takes response models
+    (and lists of them) as they are, with no `model_dump` first.
+    """
+    return to_json(value)
 
 
 class PageParams(BaseModel):

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
-from sqlalchemy import bindparam, delete, inspect, or_, select, update
+from sqlalchemy import bindparam, delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import make_transient_to_detached
@@ -29,7 +29,7 @@ from app.security import (
 from app.services.outbox import queue_mail
 from app.sql import Direct, Statement, direct
 from models.accounts import EmailVerificationToken, RefreshToken, User
-from models.base import table_of, utcnow
+from models.base import object_of_row, table_of, utcnow
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,7 @@ def normalize_email(email: str) -> str:
 # Every authenticated request reads its user: the row goes straight to the driver
 # (app/sql.py) and becomes a detached User, as a session closed after loading it leaves.
 _USERS = table_of(User)
-_USER_ATTRIBUTES = tuple(inspect(User).get_property_by_column(column).key for column in _USERS.c)
+_USER_OF_ROW = object_of_row(User)
 _ACTIVE_USER = Statement(
     select(*_USERS.c).where(_USERS.c.id == bindparam("user_id"), _USERS.c.is_active.is_(True))
 )
@@ -82,7 +82,7 @@ async def get_active_user(session: AsyncSession, *, user_id: int) -> User | None
     rows = await (await direct(session)).rows(_ACTIVE_USER, {"user_id": user_id})
     if not rows:
         return None
-    user = User(**dict(zip(_USER_ATTRIBUTES, rows[0], strict=True)))
+    user = _USER_OF_ROW(rows[0])
     make_transient_to_detached(user)
     return user
 

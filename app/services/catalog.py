@@ -119,7 +119,7 @@ async def category_listing(
             rows, count = await fetch_page(
                 session, select(Category).order_by(Category.name, Category.id), page
             )
-            results = [CategoryOut.model_validate(c).model_dump(mode="json") for c in rows]
+            results = [CategoryOut.model_validate(c) for c in rows]
         return Listing(count=count, results_json=encode_json(results)).encode()
 
     key = cache_key("categories", {"page": page.page, "page_size": page.page_size})
@@ -134,7 +134,7 @@ async def category_detail(sessionmaker: Sessions, *, cache: ResponseCache, slug:
             category = await session.scalar(select(Category).where(Category.slug == slug))
             if category is None:
                 raise errors.NotFound()
-            return encode_json(CategoryOut.model_validate(category).model_dump(mode="json"))
+            return encode_json(CategoryOut.model_validate(category))
 
     return await cache.get_or_load(CATALOG_CACHE_GROUP, cache_key("category", {"slug": slug}), load)
 
@@ -233,7 +233,7 @@ async def product_listing(
                 page,
                 joinedload(Product.category),
             )
-            results = [ProductOut.model_validate(p).model_dump(mode="json") for p in rows]
+            results = [ProductOut.model_validate(p) for p in rows]
         return Listing(count=count, results_json=encode_json(results)).encode()
 
     params = query.model_dump(exclude={"page", "page_size"})
@@ -250,7 +250,7 @@ async def product_detail(
     async def load() -> bytes:
         async with sessionmaker() as session:
             product = await require_product(session, slug=slug, include_inactive=include_inactive)
-            return encode_json(ProductOut.model_validate(product).model_dump(mode="json"))
+            return encode_json(ProductOut.model_validate(product))
 
     key = cache_key("product", {"slug": slug, "inactive": include_inactive})
     return await cache.get_or_load(CATALOG_CACHE_GROUP, key, load)

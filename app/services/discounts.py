@@ -12,7 +12,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import bindparam, delete, inspect, literal_column, or_, select, update
+from sqlalchemy import bindparam, delete, literal_column, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
@@ -37,7 +37,7 @@ from app.schemas.common import Pagination, cents_to_str, percent_of, to_utc_text
 from app.schemas.discounts import DiscountIn, DiscountUpdate
 from app.services.catalog import fetch_page, resolve_category
 from app.sql import Direct, Statement
-from models.base import table_of
+from models.base import object_of_row, table_of
 from models.catalog import Discount
 
 PERCENT = "percent"
@@ -77,9 +77,7 @@ def _refuse(msgid: str, **params: str) -> errors.ValidationFailed:
 
 # Checkout's statements, sent straight to the driver (app/sql.py) in its transaction.
 _DISCOUNTS = table_of(Discount)
-_DISCOUNT_ATTRIBUTES = tuple(
-    inspect(Discount).get_property_by_column(column).key for column in _DISCOUNTS.c
-)
+_DISCOUNT_OF_ROW = object_of_row(Discount)
 _DISCOUNT_BY_CODE = Statement(select(*_DISCOUNTS.c).where(_DISCOUNTS.c.code == bindparam("code")))
 _COUNT_USE = Statement(
     update(_DISCOUNTS).where(
@@ -109,7 +107,7 @@ async def quote_discount(
     if not rows:
         raise _refuse(DISCOUNT_UNKNOWN)
     # Never added to a session: read here, and its id and code copied into the order.
-    discount = Discount(**dict(zip(_DISCOUNT_ATTRIBUTES, rows[0], strict=True)))
+    discount = _DISCOUNT_OF_ROW(rows[0])
     if not discount.is_active:
         raise _refuse(DISCOUNT_INACTIVE)
     if discount.starts_at is not None and now < discount.starts_at:
