@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import getpass
 import logging
 import os
@@ -11,6 +10,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import uvloop
 from pydantic import ValidationError
 
 from app import errors
@@ -31,6 +31,12 @@ def migrate(settings: Settings) -> None:
     config = Config(os.path.join(os.path.dirname(os.path.dirname(__file__)), "alembic.ini"))
     config.attributes["database_url"] = settings.database_url
     command.upgrade(config, "head")
+
+
+def _run(settings: Settings, job: Callable[[AppContext], Awaitable[Any]]) -> Any:
+    """`job` on uvloop with the application's context: the asyncio loop written in C
+    spends about a tenth less CPU per request than asyncio's own (README, Benchmarks)."""
+    return uvloop.run(_with_context(settings, job))
 
 
 async def _with_context(settings: Settings, job: Callable[[AppContext], Awaitable[Any]]) -> Any:
@@ -114,11 +120,11 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         migrate(settings)
         return 0
     if args.command == "serve":
-        asyncio.run(_with_context(settings, serve))
+        _run(settings, serve)
         return 0
     if args.command == "create-staff":
         try:
-            print(asyncio.run(_with_context(settings, lambda ctx: _create_staff(ctx, args.email))))
+            print(_run(settings, lambda ctx: _create_staff(ctx, args.email)))
         except errors.ValidationFailed as error:
             problems = [
                 str(msg).format(**getattr(msg, "params", {}))
@@ -129,8 +135,8 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
             return 1
         return 0
     if args.command == "seed-demo":
-        print(asyncio.run(_with_context(settings, _seed_demo)))
+        print(_run(settings, _seed_demo))
         return 0
     task = next(task for task in TASKS if task.name == args.command)
-    print(asyncio.run(_with_context(settings, task.run)) or "nothing to do")
+    print(_run(settings, task.run) or "nothing to do")
     return 0

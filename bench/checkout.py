@@ -78,6 +78,9 @@ RECORDED = (
     "task per transaction), an asyncio timeout armed per statement, a User and an Order "
     "with its items built as ORM objects per checkout, and the answer encoded through "
     "model_dump and json.dumps",
+    "0.44x at 987906e (0.50x and 0.55x on a slower machine), on asyncio's own event loop; "
+    "uvloop, back to back with it on one database, took a tenth off the server's CPU per "
+    "checkout (2.30 -> 2.06 ms) and added 9% to its orders/s",
 )
 
 

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import uvloop
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 from sqlalchemy import MetaData, delete
 from tornado.ioloop import IOLoop
@@ -31,6 +32,9 @@ from tests.smtp import SmtpServer
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL")
 TEST_SECRET_KEY = "test-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz"
+
+# Every test's loop is a uvloop one, as the server's is (app/cli.py).
+asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 
 class IsolatedSettings(Settings):
