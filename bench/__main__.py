@@ -28,7 +28,7 @@ RESULTS = Path(__file__).resolve().parent / "results" / "latest.md"
 
 
 _SECTION = re.compile(r"^## .*\(`python -m bench (\w+)`\)$", re.MULTILINE)
-PACKAGES = ("tornado", "SQLAlchemy", "aiomysql", "redis", "websockets")
+PACKAGES = ("tornado", "uvloop", "SQLAlchemy", "aiomysql", "redis", "websockets")
 PROGRAMS = ("wrk", "redis-server", "mariadbd")
 
 
