@@ -35,7 +35,7 @@ def migrate(settings: Settings) -> None:
 
 def _run(settings: Settings, job: Callable[[AppContext], Awaitable[Any]]) -> Any:
     """`job` on uvloop with the application's context: the asyncio loop written in C
-    spends about a tenth less CPU per request than asyncio's own (README, Benchmarks)."""
+    took a tenth off the server's CPU per checkout (README, Design decisions)."""
     return uvloop.run(_with_context(settings, job))
 
 
