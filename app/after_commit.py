@@ -3,8 +3,8 @@ and publish events.
 
 Each context builds one `AfterCommit` and its sessionmaker (and Transactions) carry it,
 so a service reaches it from its session (`after_commit(session)`) and hands it what it
-changed once its transaction has committed. A failure here is logged and never raised: the write
-stands, and the response must show it.
+changed once its transaction has committed. A failure here is logged and never raised:
+the write stands, and the response must show it.
 """
 
 from __future__ import annotations
@@ -62,6 +62,6 @@ class _Carrier(Protocol):
 def after_commit(carrier: _Carrier) -> AfterCommit:
     """The publisher of the context that made `carrier` (a session, or Transactions)."""
     publisher = carrier.info[_SESSION_KEY]
-    # make_sessionmaker put it there; the assert only narrows the type.
+    # make_sessionmaker or Transactions put it there; the assert only narrows the type.
     assert isinstance(publisher, AfterCommit)  # nosec B101
     return publisher

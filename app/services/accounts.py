@@ -48,9 +48,8 @@ def normalize_email(email: str) -> str:
 # (app/sql.py) and becomes a detached User, as a session closed after loading it leaves.
 _USERS = table_of(User)
 _USER_OF_ROW = object_of_row(User)
-_ACTIVE_USER = Statement(
-    select(*_USERS.c).where(_USERS.c.id == bindparam("user_id"), _USERS.c.is_active.is_(True))
-)
+_IS_ACTIVE_USER = (_USERS.c.id == bindparam("user_id"), _USERS.c.is_active.is_(True))
+_ACTIVE_USER = Statement(select(*_USERS.c).where(*_IS_ACTIVE_USER))
 
 
 class Addressee(NamedTuple):
@@ -62,9 +61,7 @@ class Addressee(NamedTuple):
 
 
 _ACTIVE_ADDRESSEE = Statement(
-    select(_USERS.c.email, _USERS.c.full_name, _USERS.c.language).where(
-        _USERS.c.id == bindparam("user_id"), _USERS.c.is_active.is_(True)
-    )
+    select(_USERS.c.email, _USERS.c.full_name, _USERS.c.language).where(*_IS_ACTIVE_USER)
 )
 
 
