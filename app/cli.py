@@ -1,4 +1,4 @@
-"""python -m app <command>: serve, migrate, create-staff and each periodic task."""
+"""python -m app <command>: serve, worker, migrate, create-staff and each periodic task."""
 
 from __future__ import annotations
 
@@ -84,6 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m app", description="Shop API")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("serve", help="run the HTTP and websocket server")
+    commands.add_parser(
+        "worker", help="run the periodic tasks on their schedules (beside PERIODIC_TASKS=false)"
+    )
     commands.add_parser("migrate", help="apply database migrations")
     staff = commands.add_parser(
         "create-staff",
@@ -113,14 +116,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
-    from app.server import serve
+    from app.server import serve, work
     from tasks import TASKS
 
     if args.command == "migrate":
         migrate(settings)
         return 0
-    if args.command == "serve":
-        _run(settings, serve)
+    if args.command in ("serve", "worker"):
+        _run(settings, serve if args.command == "serve" else work)
         return 0
     if args.command == "create-staff":
         try:

@@ -55,6 +55,8 @@ class Settings(BaseSettings):
     cart_inactive_days: int = Field(default=30, ge=1)
     order_payment_timeout: int = Field(default=30 * 60, gt=0)
     cache_ttl: int = Field(default=60, ge=0)
+    # Off where the periodic tasks run in a process of their own (python -m app worker).
+    periodic_tasks: bool = True
 
     ws_queue_limit: int = Field(default=256, ge=1)
     ws_replay_limit: int = Field(default=1000, ge=1)

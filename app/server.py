@@ -96,12 +96,9 @@ async def serve(ctx: AppContext) -> None:
     # long as the process: out of the collector's reach, it is not scanned again by every
     # full collection, which request garbage triggers a few times a second under load.
     gc.freeze()
-    periodic = start_periodic_tasks(ctx)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
-    log.info("listening", host=settings.host, port=settings.port)
+    periodic = start_periodic_tasks(ctx) if settings.periodic_tasks else []
+    stop = _stop_requested()
+    log.info("listening", host=settings.host, port=settings.port, periodic_tasks=len(periodic))
     _print_addresses(f"http://{settings.host}:{settings.port}")
     await stop.wait()
     log.info("shutting_down", sockets=len(ctx.sockets), requests=ctx.requests_in_flight)
@@ -109,6 +106,7 @@ async def serve(ctx: AppContext) -> None:
     for callback in periodic:
         callback.stop()
     ctx.sockets.close_all(GOING_AWAY, "server shutting down")
+    loop = asyncio.get_running_loop()
     deadline = loop.time() + SHUTDOWN_SECONDS
     while (ctx.requests_in_flight or len(ctx.sockets)) and loop.time() < deadline:
         await asyncio.sleep(0.05)
@@ -116,6 +114,26 @@ async def serve(ctx: AppContext) -> None:
         await asyncio.wait_for(server.close_all_connections(), max(0.1, deadline - loop.time()))
     except TimeoutError:
         log.warning("shutdown_cut_connections")
+
+
+async def work(ctx: AppContext) -> None:
+    """Run the periodic tasks, each at once and then on its schedule, until SIGINT or
+    SIGTERM: for servers started with PERIODIC_TASKS=false."""
+    stop = _stop_requested()
+    periodic = start_periodic_tasks(ctx, run_now=True)
+    log.info("worker_started", tasks=len(periodic))
+    await stop.wait()
+    for callback in periodic:
+        callback.stop()
+
+
+def _stop_requested() -> asyncio.Event:
+    """An event set at SIGINT or SIGTERM."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    return stop
 
 
 def _print_addresses(base: str) -> None:

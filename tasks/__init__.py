@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
-from tornado.ioloop import PeriodicCallback
+from tornado.ioloop import IOLoop, PeriodicCallback
 
 from app.context import AppContext
 from tasks import carts, mail, orders, tokens
@@ -34,8 +34,9 @@ TASKS: list[PeriodicTask] = [
 ]
 
 
-def start_periodic_tasks(ctx: AppContext) -> list[PeriodicCallback]:
-    """Schedule every task on the running loop; stop the returned callbacks to end them."""
+def start_periodic_tasks(ctx: AppContext, *, run_now: bool = False) -> list[PeriodicCallback]:
+    """Schedule every task on the running loop, a first run at once when `run_now`;
+    stop the returned callbacks to end them."""
     callbacks = []
     for task in TASKS:
 
@@ -48,6 +49,8 @@ def start_periodic_tasks(ctx: AppContext) -> list[PeriodicCallback]:
             if result:
                 log.info("task_ran", task=task.name, result=result)
 
+        if run_now:
+            IOLoop.current().add_callback(run_logged)
         callback = PeriodicCallback(run_logged, task.interval_seconds * 1000, jitter=0.1)
         callback.start()
         callbacks.append(callback)

@@ -1,0 +1,116 @@
+"""PERIODIC_TASKS=false and `python -m app worker`: the periodic tasks (mail among
+them) in a process of their own beside the servers."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+from tornado.httpclient import AsyncHTTPClient
+from tornado.ioloop import IOLoop
+
+from app.context import AppContext
+from app.server import ShopApplication
+from models.mail import OutboxMessage
+from tasks import TASKS
+from tests.order_factories import add_product, ordered, shopper
+from tests.processes import (
+    EXIT_SECONDS,
+    START_SECONDS,
+    OwnedProcess,
+    ShopServer,
+    logs_on_failure,
+    poll,
+    server_settings,
+    stop_all,
+)
+from tests.processes import http_fixture  # noqa: F401 - the "http" fixture
+
+SETTINGS = {"PERIODIC_TASKS": "false", "PYTHONUNBUFFERED": "1", "LOG_LEVEL": "INFO"}
+
+
+@pytest.fixture
+def api_server(
+    ctx: AppContext,  # set up first, so the process stops before it empties the tables
+    database_url: str,
+    http: AsyncHTTPClient,
+    io_loop: IOLoop,
+    tmp_path: Path,
+) -> Iterator[ShopServer]:
+    server = ShopServer("api", server_settings(database_url, **SETTINGS), tmp_path)
+    try:
+        io_loop.run_sync(lambda: server.start_and_wait(http))
+        yield server
+    finally:
+        stop_all(server)
+
+
+def logged_fields(process: OwnedProcess, event: str) -> list[dict[str, Any]]:
+    lines = process.log_path.read_text(errors="replace").splitlines()
+    records = [json.loads(line) for line in lines if line.startswith("{")]
+    return [record for record in records if record["event"] == event]
+
+
+async def mail_sent_to(ctx: AppContext, recipient: str) -> bool:
+    async with ctx.sessionmaker() as session:
+        sent_at = await session.scalar(
+            select(OutboxMessage.sent_at).where(OutboxMessage.recipient == recipient)
+        )
+    return sent_at is not None
+
+
+async def test_the_worker_sends_the_mail_of_a_server_without_periodic_tasks(
+    ctx: AppContext,
+    app: ShopApplication,
+    http: AsyncHTTPClient,
+    api_server: ShopServer,
+    database_url: str,
+    tmp_path: Path,
+) -> None:
+    [listening] = logged_fields(api_server, "listening")
+    assert listening["periodic_tasks"] == 0
+    await add_product(ctx, "brass-lamp", stock=5)
+    buyer = await shopper(ctx)
+    order = await ordered(api_server.api(http, app), buyer.token, {"brass-lamp": 1})
+    assert not await mail_sent_to(ctx, buyer.user.email)
+
+    worker = OwnedProcess(
+        "worker",
+        [sys.executable, "-m", "app", "worker"],
+        tmp_path / "worker.log",
+        {"PATH": "", **server_settings(database_url, **SETTINGS)},
+    )
+    worker.start()
+    try:
+        with logs_on_failure(api_server, worker):
+            await poll(
+                lambda: mail_sent_to(ctx, buyer.user.email),
+                timeout=START_SECONDS,
+                failure="the worker did not send the confirmation",
+            )
+            worker.terminate()
+            assert await worker.wait_exit(EXIT_SECONDS) == 0
+    finally:
+        stop_all(worker)
+    [started] = logged_fields(worker, "worker_started")
+    assert started["tasks"] == len(TASKS)
+    # The console backend prints the mail: the worker's, not the server's.
+    assert f"#{order['id']}" in worker.log_path.read_text()
+    assert f"#{order['id']}" not in api_server.log_path.read_text()
+
+
+async def test_a_server_runs_the_periodic_tasks_by_default(
+    ctx: AppContext, database_url: str, http: AsyncHTTPClient, tmp_path: Path
+) -> None:
+    server = ShopServer("default", server_settings(database_url), tmp_path)
+    try:
+        await server.start_and_wait(http)
+    finally:
+        stop_all(server)
+    [listening] = logged_fields(server, "listening")
+    assert listening["periodic_tasks"] == len(TASKS)
