@@ -204,7 +204,7 @@ class CallDeadline:
         if self._task is not None:
             # Another task's call is in flight: this one gets a timer of its own.
             return await CallDeadline(self.seconds).run(call)
-        loop = asyncio.get_running_loop()
+        loop = task.get_loop()
         self._ends_at = loop.time() + self.seconds
         self._task = task
         if self._timer is None:
