@@ -59,6 +59,14 @@ def fresh_environment(
     return env
 
 
+def cli_cpu_seconds(env: dict[str, str], *args: str) -> float:
+    """Run `python -m app <args>`; the CPU time (user + system) the command used."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    run_cli(env, *args)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+
+
 def run_cli(env: dict[str, str], *args: str) -> str:
     """Run `python -m app <args>`; its standard output."""
     result = subprocess.run(  # nosec B603 - fixed arguments
