@@ -106,13 +106,22 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = Settings()
     except ValidationError as error:
-        reasons = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in error.errors())
-        print(f"configuration error: {reasons}", file=sys.stderr)
+        print(f"configuration error: {_reasons(error)}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level, settings.log_format, sentry=bool(settings.sentry_dsn))
     if settings.sentry_dsn:
         init_sentry(settings.sentry_dsn.get_secret_value())
     return _dispatch(args, settings)
+
+
+def _reasons(error: ValidationError) -> str:
+    """Each problem, after the variable it is about (none for a rule on several)."""
+    reasons = []
+    for problem in error.errors():
+        reason = str(problem["msg"]).removeprefix("Value error, ")
+        names = ".".join(str(part) for part in problem["loc"]).upper()
+        reasons.append(f"{names}: {reason}" if names else reason)
+    return "; ".join(reasons)
 
 
 def _dispatch(args: argparse.Namespace, settings: Settings) -> int:

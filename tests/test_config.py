@@ -87,6 +87,13 @@ def test_the_service_refuses_to_start_without_a_secret_key_with_a_one_line_reaso
     assert result.stderr.strip() == "configuration error: SECRET_KEY is required when DEBUG is off"
 
 
+def test_a_malformed_value_is_refused_naming_its_variable() -> None:
+    result = serve({**os.environ, "DEBUG": "true", "PERIODIC_TASKS": "maybe", "PORT": "http"})
+    assert result.returncode == 2
+    reasons = result.stderr.strip().removeprefix("configuration error: ").split("; ")
+    assert [reason.split(":")[0] for reason in reasons] == ["PERIODIC_TASKS", "PORT"]
+
+
 def test_the_payments_backend_follows_the_stripe_key_and_debug() -> None:
     assert Settings(secret_key=GOOD_KEY, stripe_secret_key="sk_test_x").payments_backend == "stripe"
     assert Settings(debug=True).payments_backend == "fake"
