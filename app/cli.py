@@ -131,8 +131,9 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "migrate":
         migrate(settings)
         return 0
-    if args.command in ("serve", "worker"):
-        _run(settings, serve if args.command == "serve" else work)
+    long_running = {"serve": serve, "worker": work}.get(args.command)
+    if long_running is not None:
+        _run(settings, long_running)
         return 0
     if args.command == "create-staff":
         try:

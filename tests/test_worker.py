@@ -4,6 +4,7 @@ them) in a process of their own beside the servers."""
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -83,7 +84,7 @@ async def test_the_worker_sends_the_mail_of_a_server_without_periodic_tasks(
         "worker",
         [sys.executable, "-m", "app", "worker"],
         tmp_path / "worker.log",
-        {"PATH": "", **server_settings(database_url, **SETTINGS)},
+        {"PATH": os.environ.get("PATH", ""), **server_settings(database_url, **SETTINGS)},
     )
     worker.start()
     try:
