@@ -19,7 +19,7 @@ from app.logs import request_ids
 from app.openapi import build_spec
 from handlers import api_routes, make_url_specs
 from handlers.routing import NotFoundHandler, route
-from tasks import start_periodic_tasks
+from tasks import PeriodicTasks
 
 log = structlog.get_logger("shop.http")
 TITLE = "Shop API"
@@ -83,7 +83,8 @@ def _log_request(ctx: AppContext, handler: tornado.web.RequestHandler) -> None:
 
 async def serve(ctx: AppContext) -> None:
     """Serve until SIGINT/SIGTERM, then shut down within SHUTDOWN_SECONDS: stop
-    accepting, close every websocket with 1001, let requests in flight finish, stop."""
+    accepting, close every websocket with 1001, let requests and task runs in flight
+    finish, stop."""
     settings = ctx.settings
     app = make_app(ctx)
     await ctx.start()
@@ -96,18 +97,19 @@ async def serve(ctx: AppContext) -> None:
     # long as the process: out of the collector's reach, it is not scanned again by every
     # full collection, which request garbage triggers a few times a second under load.
     gc.freeze()
-    periodic = start_periodic_tasks(ctx) if settings.periodic_tasks else []
+    periodic = PeriodicTasks(ctx)
+    if settings.periodic_tasks:
+        periodic.start()
     stop = _stop_requested()
     log.info("listening", host=settings.host, port=settings.port, periodic_tasks=len(periodic))
     _print_addresses(f"http://{settings.host}:{settings.port}")
     await stop.wait()
     log.info("shutting_down", sockets=len(ctx.sockets), requests=ctx.requests_in_flight)
     server.stop()
-    for callback in periodic:
-        callback.stop()
     ctx.sockets.close_all(GOING_AWAY, "server shutting down")
     loop = asyncio.get_running_loop()
     deadline = loop.time() + SHUTDOWN_SECONDS
+    await periodic.stop(SHUTDOWN_SECONDS)
     while (ctx.requests_in_flight or len(ctx.sockets)) and loop.time() < deadline:
         await asyncio.sleep(0.05)
     try:
@@ -118,13 +120,13 @@ async def serve(ctx: AppContext) -> None:
 
 async def work(ctx: AppContext) -> None:
     """Run the periodic tasks, each at once and then on its schedule, until SIGINT or
-    SIGTERM: for servers started with PERIODIC_TASKS=false."""
+    SIGTERM (then let runs in flight finish within SHUTDOWN_SECONDS): for servers
+    started with PERIODIC_TASKS=false."""
     stop = _stop_requested()
-    periodic = start_periodic_tasks(ctx, run_now=True)
+    periodic = PeriodicTasks(ctx).start(run_now=True)
     log.info("worker_started", tasks=len(periodic))
     await stop.wait()
-    for callback in periodic:
-        callback.stop()
+    await periodic.stop(SHUTDOWN_SECONDS)
 
 
 def _stop_requested() -> asyncio.Event:

@@ -6,12 +6,14 @@ from several processes at once (the services use guarded updates).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import structlog
-from tornado.ioloop import IOLoop, PeriodicCallback
+from tornado.ioloop import PeriodicCallback
 
 from app.context import AppContext
 from tasks import carts, mail, orders, tokens
@@ -34,24 +36,58 @@ TASKS: list[PeriodicTask] = [
 ]
 
 
-def start_periodic_tasks(ctx: AppContext, *, run_now: bool = False) -> list[PeriodicCallback]:
-    """Schedule every task on the running loop, a first run at once when `run_now`;
-    stop the returned callbacks to end them."""
-    callbacks = []
-    for task in TASKS:
+class PeriodicTasks:
+    """Every task scheduled on the running loop (`start`), and stopped with the runs in
+    flight given time to finish (`stop`)."""
 
-        async def run_logged(task: PeriodicTask = task) -> None:
-            try:
-                result = await task.run(ctx)
-            except Exception:  # a failing run must not stop later runs
-                log.exception("task_failed", task=task.name)
-                return
-            if result:
-                log.info("task_ran", task=task.name, result=result)
+    def __init__(self, ctx: AppContext, tasks: Sequence[PeriodicTask] | None = None) -> None:
+        self._ctx = ctx
+        self._tasks = TASKS if tasks is None else tasks
+        self._callbacks: list[PeriodicCallback] = []
+        self._runs: set[asyncio.Task[None]] = set()
 
-        if run_now:
-            IOLoop.current().add_callback(run_logged)
-        callback = PeriodicCallback(run_logged, task.interval_seconds * 1000, jitter=0.1)
-        callback.start()
-        callbacks.append(callback)
-    return callbacks
+    def __len__(self) -> int:
+        return len(self._callbacks)
+
+    def start(self, *, run_now: bool = False) -> PeriodicTasks:
+        """Schedule every task, each with a first run at once when `run_now`."""
+        for task in self._tasks:
+            if run_now:
+                self._run(task)
+            callback = PeriodicCallback(
+                partial(self._run, task), task.interval_seconds * 1000, jitter=0.1
+            )
+            callback.start()
+            self._callbacks.append(callback)
+        return self
+
+    async def stop(self, timeout: float) -> None:
+        """Schedule no more runs and wait up to `timeout` seconds for those in flight;
+        cancel what is left (a mail batch cut short is sent again once its claim lapses)."""
+        for callback in self._callbacks:
+            callback.stop()
+        if not self._runs:
+            return
+        _, unfinished = await asyncio.wait(self._runs, timeout=timeout)
+        if unfinished:
+            log.warning("tasks_cut_at_shutdown", runs=len(unfinished))
+            for run in unfinished:
+                run.cancel()
+            await asyncio.wait(unfinished)
+
+    def _run(self, task: PeriodicTask) -> asyncio.Task[None]:
+        # A task of its own, so that stop() can wait for it; the callback awaits it, so
+        # one task's runs never overlap.
+        run = asyncio.create_task(self._run_logged(task))
+        self._runs.add(run)
+        run.add_done_callback(self._runs.discard)
+        return run
+
+    async def _run_logged(self, task: PeriodicTask) -> None:
+        try:
+            result = await task.run(self._ctx)
+        except Exception:  # a failing run must not stop later runs
+            log.exception("task_failed", task=task.name)
+            return
+        if result:
+            log.info("task_ran", task=task.name, result=result)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
+import threading
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from typing import Any
@@ -19,8 +21,15 @@ def free_port() -> int:
 class _Recorder:
     def __init__(self) -> None:
         self.messages: list[EmailMessage] = []
+        # Cleared by hold(): DATA is then answered only once it is set again.
+        self.released = threading.Event()
+        self.released.set()
+        self.receiving = threading.Event()  # set when a message's DATA arrives
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.receiving.set()
+        while not self.released.is_set():  # the server's own loop, in its own thread
+            await asyncio.sleep(0.01)
         parsed = message_from_bytes(envelope.original_content, policy=policy.default)
         self.messages.append(parsed)  # type: ignore[arg-type]
         return "250 Message accepted for delivery"
@@ -35,6 +44,18 @@ class SmtpServer:
     @property
     def messages(self) -> list[EmailMessage]:
         return self._recorder.messages
+
+    def hold(self) -> None:
+        """Keep every sender waiting for its DATA reply until release()."""
+        self._recorder.released.clear()
+
+    def release(self) -> None:
+        self._recorder.released.set()
+
+    @property
+    def receiving(self) -> threading.Event:
+        """Set once a message's DATA has arrived (accepted or held)."""
+        return self._recorder.receiving
 
     def start(self) -> None:
         self._controller.start()

@@ -3,6 +3,7 @@ them) in a process of their own beside the servers."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import sys
@@ -31,6 +32,7 @@ from tests.processes import (
     stop_all,
 )
 from tests.processes import http_fixture  # noqa: F401 - the "http" fixture
+from tests.smtp import SmtpServer
 
 SETTINGS = {"PERIODIC_TASKS": "false", "PYTHONUNBUFFERED": "1", "LOG_LEVEL": "INFO"}
 
@@ -57,6 +59,20 @@ def logged_fields(process: OwnedProcess, event: str) -> list[dict[str, Any]]:
     return [record for record in records if record["event"] == event]
 
 
+def worker_process(database_url: str, log_dir: Path, **settings: str) -> OwnedProcess:
+    """`python -m app worker` on the test database, to start."""
+    worker = OwnedProcess(
+        "worker",
+        [sys.executable, "-m", "app", "worker"],
+        log_dir / "worker.log",
+        {
+            "PATH": os.environ.get("PATH", ""),
+            **server_settings(database_url, **SETTINGS, **settings),
+        },
+    )
+    return worker
+
+
 async def mail_sent_to(ctx: AppContext, recipient: str) -> bool:
     async with ctx.sessionmaker() as session:
         sent_at = await session.scalar(
@@ -80,12 +96,7 @@ async def test_the_worker_sends_the_mail_of_a_server_without_periodic_tasks(
     order = await ordered(api_server.api(http, app), buyer.token, {"brass-lamp": 1})
     assert not await mail_sent_to(ctx, buyer.user.email)
 
-    worker = OwnedProcess(
-        "worker",
-        [sys.executable, "-m", "app", "worker"],
-        tmp_path / "worker.log",
-        {"PATH": os.environ.get("PATH", ""), **server_settings(database_url, **SETTINGS)},
-    )
+    worker = worker_process(database_url, tmp_path)
     worker.start()
     try:
         with logs_on_failure(api_server, worker):
@@ -115,3 +126,48 @@ async def test_a_server_runs_the_periodic_tasks_by_default(
         stop_all(server)
     [listening] = logged_fields(server, "listening")
     assert listening["periodic_tasks"] == len(TASKS)
+
+
+@pytest.mark.parametrize("command", ["worker", "serve"])
+async def test_a_process_stopped_mid_send_finishes_the_run_before_it_exits(
+    command: str,
+    ctx: AppContext,
+    app: ShopApplication,
+    http: AsyncHTTPClient,
+    api_server: ShopServer,
+    database_url: str,
+    smtp: SmtpServer,
+    tmp_path: Path,
+) -> None:
+    await add_product(ctx, "brass-lamp", stock=5)
+    buyer = await shopper(ctx)
+    await ordered(api_server.api(http, app), buyer.token, {"brass-lamp": 1})
+    smtp.hold()
+    mail_settings = {"EMAIL_BACKEND": "smtp", "SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(smtp.port)}
+    # The server runs the periodic tasks itself, as by default.
+    server = ShopServer("mailing", server_settings(database_url, **mail_settings), tmp_path)
+    process = (
+        worker_process(database_url, tmp_path, **mail_settings) if command == "worker" else server
+    )
+    try:
+        if process is server:
+            await server.start_and_wait(http)
+        else:
+            process.start()
+        with logs_on_failure(api_server, process):
+
+            async def receiving() -> bool:
+                return smtp.receiving.is_set()
+
+            await poll(receiving, timeout=START_SECONDS, failure="no mail was sent")
+            process.terminate()  # while the SMTP server holds its reply
+            await asyncio.sleep(0.5)
+            assert process.running, "the process exited in the middle of a send"
+            smtp.release()
+            assert await process.wait_exit(EXIT_SECONDS) == 0
+    finally:
+        smtp.release()
+        stop_all(process)
+    assert len(smtp.messages) == 1
+    assert await mail_sent_to(ctx, buyer.user.email)
+    assert not logged_fields(process, "task_failed")
