@@ -50,6 +50,7 @@ class AppContext:
         await self.cache.close()
         if self.redis is not None:
             await self.redis.aclose()
+        await self.transactions.close()
         await self.engine.dispose()
         if self.payments is not None:
             await self.payments.close()
@@ -76,7 +77,10 @@ def create_context(settings: Settings) -> AppContext:
             engine, timeout=settings.database_timeout, info=after_commit.session_info()
         ),
         transactions=Transactions(
-            engine, timeout=settings.database_timeout, info=after_commit.session_info()
+            engine,
+            timeout=settings.database_timeout,
+            info=after_commit.session_info(),
+            pool_size=settings.checkout_pool_size,
         ),
         cache=cache,
         hub=hub,

@@ -31,6 +31,11 @@ from sqlalchemy.pool import PoolResetState
 
 T = TypeVar("T")
 
+# READ COMMITTED: stock changes rely on guarded UPDATEs, never on a repeatable snapshot.
+ISOLATION_LEVEL = "READ COMMITTED"
+# A pooled connection older than this is closed rather than used (servers drop idle
+# connections after wait_timeout, 8 hours by default).
+RECYCLE_SECONDS = 3600
 # MySQL error codes worth a retry: deadlock found, lock wait timeout exceeded.
 _RETRYABLE_MYSQL_ERRORS = {1213, 1205}
 _MAX_ATTEMPTS = 4
@@ -67,13 +72,14 @@ def make_engine(database_url: str, *, timeout: float | None) -> AsyncEngine:
         engine = create_async_engine(url, connect_args=connect_args, hide_parameters=True)
         _configure_sqlite(engine)
         return engine
-    # READ COMMITTED: stock changes rely on guarded UPDATEs, never on a repeatable snapshot.
-    options: dict[str, Any] = {"isolation_level": "READ COMMITTED", "hide_parameters": True}
+    options: dict[str, Any] = {"isolation_level": ISOLATION_LEVEL, "hide_parameters": True}
     if timeout is not None:
         options.update(connect_args={"connect_timeout": timeout}, pool_timeout=timeout)
     # pool_reset_on_return=None: _reset_open_transactions decides instead, and
     # _ping_idle_connections stands for pool_pre_ping.
-    engine = create_async_engine(url, pool_recycle=3600, pool_reset_on_return=None, **options)
+    engine = create_async_engine(
+        url, pool_recycle=RECYCLE_SECONDS, pool_reset_on_return=None, **options
+    )
     _reset_open_transactions(engine)
     _ping_idle_connections(engine)
     if timeout is not None:
@@ -129,19 +135,25 @@ def _bound_mysql_statements(engine: AsyncEngine, seconds: float) -> None:
     """Have the server abort any statement running longer than `seconds`, so one whose
     client gave up does not go on holding locks."""
     dialect = engine.dialect
-    # Only narrows the type: every non-SQLite URL here is MariaDB/MySQL.
-    assert isinstance(dialect, MySQLDialect)  # nosec B101
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # The dialect has met the server by now (its first-connect hook runs first).
-        if dialect.is_mariadb:
-            statement = f"SET SESSION max_statement_time = {seconds:.6f}"
-        else:  # MySQL's counterpart bounds SELECTs only, in milliseconds
-            statement = f"SET SESSION max_execution_time = {round(seconds * 1000)}"
+        statement = mysql_statement_bound(dialect, seconds)
         cursor = dbapi_connection.cursor()
         cursor.execute(statement)
         cursor.close()
+
+
+def mysql_statement_bound(dialect: Dialect, seconds: float) -> str:
+    """The statement that has a MariaDB/MySQL session abort statements running longer
+    than `seconds` (the dialect must have met the server)."""
+    # Only narrows the type: every non-SQLite URL here is MariaDB/MySQL.
+    assert isinstance(dialect, MySQLDialect)  # nosec B101
+    if dialect.is_mariadb:
+        return f"SET SESSION max_statement_time = {seconds:.6f}"
+    # MySQL's counterpart bounds SELECTs only, in milliseconds.
+    return f"SET SESSION max_execution_time = {round(seconds * 1000)}"
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:

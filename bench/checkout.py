@@ -255,7 +255,9 @@ def run() -> list[str]:
         bare_command = ("bench.bare_checkout",)
         # The service's mail goes out after the rounds (deliver_mail), as from a worker
         # beside it: its dispatcher, every 5 s, landed in whichever round was on.
-        service_env = {**env, "PERIODIC_TASKS": "false"}
+        # Checkout's pool holds a connection per buyer, as the baseline's and the bare
+        # server's do.
+        service_env = {**env, "PERIODIC_TASKS": "false", "CHECKOUT_POOL_SIZE": str(BUYERS)}
         with (
             server(service_env, Path(folder) / "server.log") as running,
             server(env, Path(folder) / "bare.log", command=bare_command) as bare,

@@ -186,11 +186,12 @@ async def checkout_struck_mid_statement(
 
 
 async def assert_the_next_checkout_succeeds(
-    ctx: AppContext, proxied: ProxiedService, buyer: LoggedIn
+    ctx: AppContext, proxied: ProxiedService, buyer: LoggedIn, *, stock: int = 9
 ) -> None:
+    """The buyer's cart ordered through the proxy, leaving `stock` lamps."""
     retried = await place_order(proxied.api, buyer.token)
     assert retried.status == 201, retried.body
-    assert await stock_of(ctx, "brass-lamp") == 9
+    assert await stock_of(ctx, "brass-lamp") == stock
 
 
 @pytest.mark.settings(database_timeout=5)
@@ -240,6 +241,18 @@ async def test_idle_connections_cut_are_replaced_without_an_error(
     proxied.proxy.cut()
     await asyncio.sleep(0.2)  # idle past the window: pinged, found cut, replaced
     assert (await proxied.api.get("catalog:product", "brass-lamp")).status == 200
+
+
+async def test_checkout_connections_cut_while_idle_are_replaced_without_an_error(
+    ctx: AppContext, client: ApiClient, proxied: ProxiedService
+) -> None:
+    buyer = await open_shop(ctx, client)
+    first = await place_order(proxied.api, buyer.token)
+    assert first.status == 201, first.body
+    proxied.proxy.cut()  # the checkout's pooled connection among them
+    await asyncio.sleep(0.2)
+    await fill_cart(client, buyer.token, {"brass-lamp": 1})
+    await assert_the_next_checkout_succeeds(ctx, proxied, buyer, stock=8)
 
 
 async def test_a_periodic_task_gives_up_on_a_hung_database_and_runs_again_after(

@@ -70,6 +70,68 @@ async def test_transactions_without_a_session_read_committed_rows_as_sessions_do
         assert await db.scalar(Statement(text("SELECT @@max_statement_time"))) == 5
 
 
+@on_mariadb
+@pytest.mark.settings(checkout_pool_size=2)
+async def test_transactions_take_at_most_the_checkout_pool_size_of_connections(
+    ctx: AppContext,
+) -> None:
+    connection_id = Statement(text("SELECT CONNECTION_ID()"))
+    release = asyncio.Event()
+    seen: list[int] = []
+
+    async def hold() -> None:
+        async with ctx.transactions() as db:
+            seen.append(await db.scalar(connection_id))
+            await release.wait()
+
+    holders = [asyncio.create_task(hold()) for _ in range(3)]
+    await asyncio.sleep(0.3)
+    assert len(seen) == 2 and ctx.transactions.in_use == 2  # the third waits for one
+    release.set()
+    await asyncio.gather(*holders)
+    assert len(seen) == 3 and seen[2] in seen[:2]  # it got one of the two back
+    assert ctx.transactions.in_use == 0
+
+
+@on_mariadb
+@pytest.mark.settings(checkout_pool_size=1, database_timeout=0.5)
+async def test_waiting_for_a_checkout_connection_gives_up_after_the_timeout(
+    ctx: AppContext,
+) -> None:
+    async with ctx.transactions():
+        started = time.monotonic()
+        with pytest.raises(DatabaseTimeout):
+            async with ctx.transactions():
+                pass
+        assert time.monotonic() - started < 1.5
+    async with ctx.transactions() as db:  # the connection given back serves the next
+        assert await db.scalar(Statement(text("SELECT 1"))) == 1
+
+
+@on_mariadb
+@pytest.mark.settings(checkout_pool_size=1)
+async def test_a_checkout_connection_discarded_frees_its_place_at_once(ctx: AppContext) -> None:
+    taken = asyncio.Event()
+
+    async def fail_on_a_lost_connection() -> None:
+        with pytest.raises(ConnectionError):
+            async with ctx.transactions() as db:
+                taken.set()
+                await asyncio.sleep(0.2)  # the next transaction waits meanwhile
+                await db.invalidate()
+                raise ConnectionError("lost")
+
+    async def next_transaction() -> float:
+        await taken.wait()
+        started = time.monotonic()
+        async with ctx.transactions() as db:
+            assert await db.scalar(Statement(text("SELECT 1"))) == 1
+        return time.monotonic() - started
+
+    _, waited = await asyncio.gather(fail_on_a_lost_connection(), next_transaction())
+    assert waited < 1, f"waited {waited:.2f} s for the place of the connection discarded"
+
+
 @pytest.fixture
 def one_connection_engine(io_loop: IOLoop) -> Iterator[AsyncEngine]:
     """An engine of the test's own, so that its pool holds only the test's connections

@@ -165,4 +165,4 @@ async def test_transactions_of_their_own_hand_every_connection_back(ctx: AppCont
             async with ctx.transactions() as db:
                 await db.write(_SET_STOCK, {"product": "brass-lamp", "stock": number, "now": WHEN})
     assert await stock_of(ctx, "brass-lamp") == 38
-    assert ctx.engine.sync_engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+    assert ctx.transactions.in_use == 0
