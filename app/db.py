@@ -106,12 +106,14 @@ def _reset_open_transactions(engine: AsyncEngine) -> None:
 
 
 def _ping_idle_connections(engine: AsyncEngine) -> None:
-    """Ping a connection taken from the pool when it has been idle there for over
-    PING_AFTER_IDLE_SECONDS, and replace it when the ping fails, so that one the server
-    or the network closed while idle never fails a request.
+    """Replace a connection taken from the pool whose socket has seen the server or the
+    network close it while it sat idle (as aiomysql's own pool does), and ping one idle
+    there for over PING_AFTER_IDLE_SECONDS, replacing it when the ping fails: one closed
+    while idle never fails a request.
 
-    A connection cut within that window fails its next statement: the request answers
-    503 and the connection is discarded.
+    A connection that stops answering without being closed (a network that drops its
+    packets), within that window, fails its next statement: the request answers 503
+    and the connection is discarded.
     """
 
     @event.listens_for(engine.sync_engine, "checkin")
@@ -123,12 +125,23 @@ def _ping_idle_connections(engine: AsyncEngine) -> None:
     def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
         # A new connection has no idle_since: it has just been connected.
         idle_since = record.info.get("idle_since")
-        if idle_since is None or time.monotonic() - idle_since <= PING_AFTER_IDLE_SECONDS:
+        if idle_since is None:
+            return
+        if closed_by_peer(record.driver_connection):
+            raise DisconnectionError("closed while idle")
+        if time.monotonic() - idle_since <= PING_AFTER_IDLE_SECONDS:
             return
         try:
             engine.dialect.do_ping(dbapi_connection)
         except Exception as error:  # whatever failed, the pool connects a new one
             raise DisconnectionError(f"ping failed: {error}") from error
+
+
+def closed_by_peer(connection: Any) -> bool:
+    """Whether an aiomysql connection's socket has seen its end (the server or the
+    network closed it), by the checks aiomysql's pool makes before handing one out."""
+    reader = connection._reader
+    return bool(reader is None or reader.at_eof() or reader.exception() or reader.eof_received)
 
 
 def _bound_mysql_statements(engine: AsyncEngine, seconds: float) -> None:

@@ -233,9 +233,21 @@ async def taking_stock(ctx: AppContext) -> bool:
 
 
 async def test_idle_connections_cut_are_replaced_without_an_error(
+    ctx: AppContext, client: ApiClient, proxied: ProxiedService
+) -> None:
+    await add_product(ctx, "brass-lamp")
+    assert (await proxied.api.get("catalog:product", "brass-lamp")).status == 200
+    proxied.proxy.cut()
+    await asyncio.sleep(0.2)  # within the ping window: the socket has seen its end
+    assert (await proxied.api.get("catalog:product", "brass-lamp")).status == 200
+
+
+async def test_idle_connections_past_the_ping_window_are_pinged_and_replaced(
     ctx: AppContext, client: ApiClient, proxied: ProxiedService, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr("app.db.PING_AFTER_IDLE_SECONDS", 0.1)
+    # The ping alone must find them: the socket's end is not looked at here.
+    monkeypatch.setattr("app.db.closed_by_peer", lambda _connection: False)
     await add_product(ctx, "brass-lamp")
     assert (await proxied.api.get("catalog:product", "brass-lamp")).status == 200
     proxied.proxy.cut()
