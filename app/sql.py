@@ -361,8 +361,8 @@ class DriverPool:
         self._timeout = timeout
         self._pool: aiomysql.Pool | None = None
         self._opening = asyncio.Lock()
-        self._set_up: weakref.WeakSet[aiomysql.Connection] = weakref.WeakSet()
-        self._setup: tuple[str, ...] = ()
+        self._session_statements: tuple[str, ...] = ()  # known once the server is met
+        self._prepared: weakref.WeakSet[aiomysql.Connection] = weakref.WeakSet()
 
     @property
     def in_use(self) -> int:
@@ -372,14 +372,14 @@ class DriverPool:
         pool = self._pool or await self._open()
         connection = await pool.acquire()
         try:
-            if connection not in self._set_up:
+            if connection not in self._prepared:
                 async with connection.cursor() as cursor:
-                    for statement in self._setup:
+                    for statement in self._session_statements:
                         await cursor.execute(statement)
-                self._set_up.add(connection)
+                self._prepared.add(connection)
         except BaseException:
             connection.close()
-            pool.release(connection)
+            await self._give_back(pool, connection)
             raise
         return _Lease(
             connection,
@@ -396,7 +396,7 @@ class DriverPool:
                     pass
                 dialect = self._engine.dialect
                 _, arguments = dialect.create_connect_args(self._engine.url)
-                self._setup = (
+                self._session_statements = (
                     f"SET SESSION TRANSACTION ISOLATION LEVEL {ISOLATION_LEVEL}",
                     mysql_statement_bound(dialect, self._timeout),
                 )
