@@ -42,9 +42,9 @@ from bench.common import (
     BENCH_DATABASE_URL,
     RunningServer,
     cli_cpu_seconds,
-    connect_mariadb,
     fresh_environment,
     prepare_mariadb,
+    query_mariadb,
     run_load,
     server,
 )
@@ -130,16 +130,11 @@ async def prepare(env: dict[str, str]) -> tuple[dict[str, int], list[list[tuple[
 
 async def integrity(database_url: str, initial: dict[str, int]) -> str:
     """'ok', or what is wrong: stock + units ordered must equal the initial stock."""
-    connection = await connect_mariadb(database_url)
-    try:
-        async with connection.cursor() as cursor:
-            await cursor.execute(
-                "SELECT p.slug, p.stock, COALESCE(SUM(i.quantity), 0) FROM products p"
-                " LEFT JOIN order_items i ON i.product_id = p.id GROUP BY p.id"
-            )
-            rows = await cursor.fetchall()
-    finally:
-        connection.close()
+    rows = await query_mariadb(
+        database_url,
+        "SELECT p.slug, p.stock, COALESCE(SUM(i.quantity), 0) FROM products p"
+        " LEFT JOIN order_items i ON i.product_id = p.id GROUP BY p.id",
+    )
     wrong = [
         f"{slug}: stock {stock} + sold {sold} != {initial[slug]}"
         for slug, stock, sold in rows
@@ -151,13 +146,9 @@ async def integrity(database_url: str, initial: dict[str, int]) -> str:
 
 
 async def unsent_mail(database_url: str) -> int:
-    connection = await connect_mariadb(database_url)
-    try:
-        async with connection.cursor() as cursor:
-            await cursor.execute("SELECT COUNT(*) FROM outbox_messages WHERE sent_at IS NULL")
-            (count,) = await cursor.fetchone()
-    finally:
-        connection.close()
+    [(count,)] = await query_mariadb(
+        database_url, "SELECT COUNT(*) FROM outbox_messages WHERE sent_at IS NULL"
+    )
     return int(count)
 
 
@@ -259,10 +250,7 @@ def run() -> list[str]:
         env = fresh_environment(folder, database_url=BENCH_DATABASE_URL)
         initial, rounds = asyncio.run(prepare(env))
         bare_command = ("bench.bare_checkout",)
-        # The service's mail goes out after the rounds (deliver_mail), as from a worker
-        # beside it: its dispatcher, every 5 s, landed in whichever round was on.
-        # Checkout's pool holds a connection per buyer, as the baseline's and the bare
-        # server's do.
+        # As the module says: no periodic tasks, a checkout connection per buyer.
         service_env = {**env, "PERIODIC_TASKS": "false", "CHECKOUT_POOL_SIZE": str(BUYERS)}
         with (
             server(service_env, Path(folder) / "server.log") as running,
@@ -347,7 +335,7 @@ def report(results: list[Round], mail: MailDelivery) -> list[str]:
         f"({mail.mails}) are sent after them by `python -m app send-mail` (console "
         f"backend): {mail.cpu_ms_per_mail:.2f} ms of CPU per mail, the command's CPU "
         "beyond that of a run with nothing due. The baseline and the bare server queue "
-        "their mail as sent already: neither sends any. Its checkout pool holds a "
+        "their mail as sent already: neither sends any. The service's checkout pool holds a "
         f"connection per buyer (CHECKOUT_POOL_SIZE={BUYERS}), as the baseline's and the "
         "bare server's pools do.",
     ]

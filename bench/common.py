@@ -198,6 +198,17 @@ async def connect_mariadb(database_url: str) -> aiomysql.Connection:
     )
 
 
+async def query_mariadb(database_url: str, sql: str) -> list[tuple[Any, ...]]:
+    """The rows of one query on its own connection (closed after)."""
+    connection = await connect_mariadb(database_url)
+    try:
+        async with connection.cursor() as cursor:
+            await cursor.execute(sql)
+            return list(await cursor.fetchall())
+    finally:
+        connection.close()
+
+
 async def prepare_mariadb(database_url: str) -> str | None:
     """Create the database of `database_url` when the server answers without it (as on a
     new machine); why it cannot be used, or None when it can."""

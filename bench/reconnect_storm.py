@@ -29,10 +29,10 @@ from bench import shop_data
 from bench.common import (
     BENCH_DATABASE_URL,
     RunningServer,
-    connect_mariadb,
     fresh_environment,
-    prepare_mariadb,
     percentile,
+    prepare_mariadb,
+    query_mariadb,
     raise_open_file_limit,
     run_load,
     server,
@@ -66,13 +66,7 @@ async def prepare(env: dict[str, str]) -> list[dict[str, Any]]:
 
 async def questions() -> int:
     """MariaDB's count of statements received from clients since it started."""
-    connection = await connect_mariadb(BENCH_DATABASE_URL)
-    try:
-        async with connection.cursor() as cursor:
-            await cursor.execute("SHOW GLOBAL STATUS LIKE 'Questions'")
-            _, value = await cursor.fetchone()
-    finally:
-        connection.close()
+    [(_, value)] = await query_mariadb(BENCH_DATABASE_URL, "SHOW GLOBAL STATUS LIKE 'Questions'")
     return int(value)
 
 

@@ -30,6 +30,7 @@ from app.sql import Statement
 from tests.client import ApiClient
 from tests.conftest import TEST_DATABASE_URL
 from tests.order_factories import add_product, place_order, shopper_with_cart, stock_of
+from tests.processes import poll
 
 on_mariadb = pytest.mark.skipif(
     not (TEST_DATABASE_URL or "").startswith(("mysql", "mariadb")),
@@ -85,7 +86,12 @@ async def test_transactions_take_at_most_the_checkout_pool_size_of_connections(
             await release.wait()
 
     holders = [asyncio.create_task(hold()) for _ in range(3)]
-    await asyncio.sleep(0.3)
+
+    async def two_in() -> bool:
+        return len(seen) == 2
+
+    await poll(two_in, timeout=5, failure="two transactions never started")
+    await asyncio.sleep(0.1)
     assert len(seen) == 2 and ctx.transactions.in_use == 2  # the third waits for one
     release.set()
     await asyncio.gather(*holders)

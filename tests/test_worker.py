@@ -61,7 +61,7 @@ def logged_fields(process: OwnedProcess, event: str) -> list[dict[str, Any]]:
 
 def worker_process(database_url: str, log_dir: Path, **settings: str) -> OwnedProcess:
     """`python -m app worker` on the test database, to start."""
-    worker = OwnedProcess(
+    return OwnedProcess(
         "worker",
         [sys.executable, "-m", "app", "worker"],
         log_dir / "worker.log",
@@ -70,7 +70,6 @@ def worker_process(database_url: str, log_dir: Path, **settings: str) -> OwnedPr
             **server_settings(database_url, **SETTINGS, **settings),
         },
     )
-    return worker
 
 
 async def mail_sent_to(ctx: AppContext, recipient: str) -> bool:
@@ -144,14 +143,15 @@ async def test_a_process_stopped_mid_send_finishes_the_run_before_it_exits(
     await ordered(api_server.api(http, app), buyer.token, {"brass-lamp": 1})
     smtp.hold()
     mail_settings = {"EMAIL_BACKEND": "smtp", "SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(smtp.port)}
-    # The server runs the periodic tasks itself, as by default.
-    server = ShopServer("mailing", server_settings(database_url, **mail_settings), tmp_path)
     process = (
-        worker_process(database_url, tmp_path, **mail_settings) if command == "worker" else server
+        worker_process(database_url, tmp_path, **mail_settings)
+        if command == "worker"
+        # A server running the periodic tasks itself, as by default.
+        else ShopServer("mailing", server_settings(database_url, **mail_settings), tmp_path)
     )
     try:
-        if process is server:
-            await server.start_and_wait(http)
+        if isinstance(process, ShopServer):
+            await process.start_and_wait(http)
         else:
             process.start()
         with logs_on_failure(api_server, process):
