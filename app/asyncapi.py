@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from app.events import (
+from core.events import (
     BAD_PARAMETERS,
     FORBIDDEN,
     GOING_AWAY,
@@ -34,8 +34,8 @@ from app.events import (
     StockChanged,
     StockLevelOut,
 )
-from app.schemas.realtime import InventoryFeedQuery, OrderFeedQuery
 from handlers.realtime import EventSocketHandler
+from schemas.realtime import InventoryFeedQuery, OrderFeedQuery
 
 ASYNCAPI_VERSION = "3.0.0"
 REF_TEMPLATE = "#/components/schemas/{model}"

@@ -13,10 +13,11 @@ from typing import Any
 import uvloop
 from pydantic import ValidationError
 
-from app import errors
-from app.config import Settings
-from app.context import AppContext, create_context
-from app.logs import configure_logging, init_sentry
+from app.context import create_context
+from core import errors
+from core.config import Settings
+from core.context import AppContext
+from core.logs import configure_logging, init_sentry
 
 # The name of the variable, not a secret.
 STAFF_PASSWORD_VARIABLE = "STAFF_PASSWORD"  # nosec B105
@@ -48,7 +49,7 @@ async def _with_context(settings: Settings, job: Callable[[AppContext], Awaitabl
 
 
 async def _create_staff(ctx: AppContext, email: str) -> str:
-    from app.services.accounts import create_staff
+    from services.accounts import create_staff
 
     password = os.environ.get(STAFF_PASSWORD_VARIABLE) or getpass.getpass("Password: ")
     async with ctx.sessionmaker() as session:
@@ -57,7 +58,7 @@ async def _create_staff(ctx: AppContext, email: str) -> str:
 
 
 async def _seed_demo(ctx: AppContext) -> str:
-    from app.services.demo import DOCUMENTED_PASSWORDS, seed_demo
+    from services.demo import DOCUMENTED_PASSWORDS, seed_demo
 
     async with ctx.sessionmaker() as session:
         report = await seed_demo(session, documented_passwords=ctx.settings.debug)

@@ -1,59 +1,22 @@
-"""Everything a running instance shares: built once in main() (or a test), then passed
-to the handlers through `initialize()` and to periodic tasks as arguments."""
+"""Builds the shared parts of a running instance (`AppContext`) from its settings:
+the one place that picks each adapter (database, cache, hub, mail, payments)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from redis.asyncio import Redis
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from app.after_commit import AfterCommit
-from app.cache import ResponseCache, make_cache
-from app.config import Settings
-from app.db import make_engine, make_sessionmaker
-from app.hub import Hub, make_hub
-from app.mail import MailBackend, make_mail_backend
-from app.metrics import Metrics
-from app.ratelimit import RateLimiter, make_storage
-from app.redis_health import RedisHealth, fail_fast_options
-from app.services.payments import PaymentGateway, make_payment_gateway
-from app.sql import Transactions
-from app.sockets import OpenSockets
-
-
-@dataclass
-class AppContext:
-    settings: Settings
-    engine: AsyncEngine
-    sessionmaker: async_sessionmaker[AsyncSession]
-    transactions: Transactions  # sessionless ones, for checkout (app/sql.py)
-    cache: ResponseCache
-    hub: Hub
-    after_commit: AfterCommit
-    limiter: RateLimiter
-    metrics: Metrics
-    mailer: MailBackend
-    redis: Redis | None
-    payments: PaymentGateway | None = None  # None when no PAYMENTS_BACKEND is configured
-    sockets: OpenSockets = field(default_factory=OpenSockets)
-    requests_in_flight: int = 0  # counted by BaseHandler, awaited at shutdown
-
-    async def start(self) -> None:
-        """Connect what runs in the background (the hub's and the cache's Redis
-        subscriptions)."""
-        await self.hub.start()
-        await self.cache.start()
-
-    async def close(self) -> None:
-        await self.hub.close()
-        await self.cache.close()
-        if self.redis is not None:
-            await self.redis.aclose()
-        await self.transactions.close()
-        await self.engine.dispose()
-        if self.payments is not None:
-            await self.payments.close()
+from core.after_commit import AfterCommit
+from core.cache import ResponseCache, make_cache
+from core.config import Settings
+from core.context import AppContext
+from core.db import make_engine, make_sessionmaker
+from core.hub import make_hub
+from core.mail import make_mail_backend
+from core.metrics import Metrics
+from core.payments import make_payment_gateway
+from core.ratelimit import RateLimiter, make_storage
+from core.redis_health import RedisHealth, fail_fast_options
+from core.sql import Transactions
 
 
 def create_context(settings: Settings) -> AppContext:

@@ -18,8 +18,8 @@ from pydantic import BaseModel
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue, models_json_schema
 from pydantic_core import core_schema
 
-from app.schemas.common import ErrorOut
 from handlers.base import Operation, RequestHeader
+from schemas.common import ErrorOut
 
 HTTP_METHODS = ("get", "post", "put", "patch", "delete")
 REF_TEMPLATE = "#/components/schemas/{model}"

@@ -17,8 +17,8 @@ import os
 import aiomysql
 import tornado.web
 
-from app.security import decode_access_token
 from bench.buyers import PLACED, checkout, open_pool
+from core.security import decode_access_token
 
 POOL_SIZE = 32  # one connection per buyer, as the baseline has
 

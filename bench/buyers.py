@@ -28,7 +28,7 @@ import aiomysql
 from bench.common import mariadb_address, percentile
 
 PLACED, SHORT = "placed", "short"
-# MySQL errors after which the transaction is run again, as app/db.py does.
+# MySQL errors after which the transaction is run again, as core/db.py does.
 RETRYABLE = {1213, 1205}
 ATTEMPTS = 4
 
@@ -102,7 +102,7 @@ async def checkout(pool: aiomysql.Pool, user_id: int) -> str:
 
 
 async def place_order(connection: aiomysql.Connection, user_id: int) -> str:
-    """The statements app/services/checkout.py sends for an order without a discount,
+    """The statements services/checkout.py sends for an order without a discount,
     from its user lookup on."""
     now = datetime.now(UTC).replace(tzinfo=None)
     async with connection.cursor() as cursor:

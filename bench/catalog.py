@@ -14,13 +14,13 @@ is taken against the baseline of its own round, since the machine is shared and 
 from __future__ import annotations
 
 import shutil
-from statistics import median
 import tempfile
 import urllib.request
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from statistics import median
 
 from bench.bare import Response, bare_server
 from bench.common import free_port, fresh_environment, run_cli, server, spawn

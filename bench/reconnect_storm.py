@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-from functools import partial
 import tempfile
+from functools import partial
 from pathlib import Path
 from typing import Any
 

@@ -14,12 +14,13 @@ from contextlib import asynccontextmanager
 from functools import partial
 from typing import TypeVar
 
-from app.config import Settings
-from app.context import AppContext, create_context
-from app.schemas.catalog import ProductIn
-from app.security import create_access_token, hash_password
-from app.services import cart, catalog, checkout, orders, payments
+from app.context import create_context
+from core.config import Settings
+from core.context import AppContext
+from core.security import create_access_token, hash_password
 from models.accounts import User
+from schemas.catalog import ProductIn
+from services import cart, catalog, checkout, orders, payments
 
 T = TypeVar("T")
 # Transactions the setup runs side by side.

@@ -7,9 +7,18 @@ from typing import Any
 
 from tornado.routing import URLSpec
 
-from handlers import accounts, ops
-from handlers import catalog, discounts, reviews
-from handlers import cart, orders, payments, realtime, track
+from handlers import (
+    accounts,
+    cart,
+    catalog,
+    discounts,
+    ops,
+    orders,
+    payments,
+    realtime,
+    reviews,
+    track,
+)
 
 # Every module's routes, in matching order.
 ROUTES: list[tuple[Any, ...]] = [

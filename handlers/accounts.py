@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from app import errors
-from app.schemas.accounts import (
+from core import errors
+from handlers.base import BaseHandler, endpoint
+from schemas.accounts import (
     EmailIn,
     LoginIn,
     RefreshIn,
@@ -12,8 +13,7 @@ from app.schemas.accounts import (
     TokenPairOut,
     UserOut,
 )
-from app.services import accounts
-from handlers.base import BaseHandler, endpoint
+from services import accounts
 
 
 class RegisterHandler(BaseHandler):

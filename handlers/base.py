@@ -18,21 +18,21 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from app import errors
-from app.context import AppContext
-from app.i18n import translate
-from app.json_input import decode_json
-from app.messages import (
+from core import errors
+from core.context import AppContext
+from core.i18n import translate
+from core.json_input import decode_json
+from core.messages import (
     BODY_NOT_OBJECT,
     FIELD_MESSAGES,
     GENERIC_FIELD_MESSAGE,
     NUL_CHARACTER,
     FieldMessage,
 )
-from app.schemas.common import PageParams, Pagination, encode_json
-from app.security import AccessClaims, decode_access_token
-from app.services import accounts
+from core.security import AccessClaims, decode_access_token
 from models.accounts import User
+from schemas.common import PageParams, Pagination, encode_json
+from services import accounts
 
 log = structlog.get_logger("shop.http")
 
@@ -50,7 +50,7 @@ SCRIPT = "text/javascript; charset=UTF-8"
 STYLESHEET = "text/css; charset=UTF-8"
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 # Errors that mean the database cannot be reached: answered 503, not 500. TimeoutError
-# covers app.db.DatabaseTimeout; the pool's own timeout is not a builtin TimeoutError.
+# covers core.db.DatabaseTimeout; the pool's own timeout is not a builtin TimeoutError.
 _DATABASE_DOWN = (OperationalError, InterfaceError, ConnectionError, TimeoutError, PoolTimeout)
 _HTTP_ERRORS: dict[int, type[errors.AppError]] = {
     400: errors.ValidationFailed,
@@ -228,7 +228,7 @@ class BaseHandler(tornado.web.RequestHandler):
 
     def parse_body(self, model: type[M]) -> M:
         """Validate the JSON body against `model`; InvalidJSON (not JSON, or beyond the
-        bounds of app/json_input.py) or ValidationFailed. No body at all counts as `{}`:
+        bounds of core/json_input.py) or ValidationFailed. No body at all counts as `{}`:
         fine where every field has a default (as the OpenAPI document says), a field
         error for each required one otherwise."""
         data = decode_json(self.request.body or b"{}")

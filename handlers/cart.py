@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from app.schemas.cart import CartItemIn, CartItemUpdate, CartOut
-from app.services import cart
 from handlers.base import BaseHandler, endpoint
+from schemas.cart import CartItemIn, CartItemUpdate, CartOut
+from services import cart
 
 
 class CartHandler(BaseHandler):

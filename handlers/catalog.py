@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from app.schemas.catalog import (
+from handlers.base import BaseHandler, endpoint
+from schemas.catalog import (
     CategoryIn,
     CategoryOut,
     CategoryUpdate,
@@ -11,9 +12,8 @@ from app.schemas.catalog import (
     ProductQuery,
     ProductUpdate,
 )
-from app.schemas.common import Page, PageParams
-from app.services import catalog
-from handlers.base import BaseHandler, endpoint
+from schemas.common import Page, PageParams
+from services import catalog
 
 
 def viewer_is_staff(handler: BaseHandler) -> bool:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from app.schemas.common import Page, PageParams
-from app.schemas.discounts import DiscountIn, DiscountOut, DiscountUpdate
-from app.services import discounts
 from handlers.base import BaseHandler, endpoint
+from schemas.common import Page, PageParams
+from schemas.discounts import DiscountIn, DiscountOut, DiscountUpdate
+from services import discounts
 
 
 class DiscountsHandler(BaseHandler):

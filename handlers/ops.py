@@ -12,9 +12,9 @@ import swagger_ui_bundle
 import tornado.web
 from sqlalchemy import text
 
-from app import errors
-from app.schemas.ops import HealthOut
+from core import errors
 from handlers.base import HTML, SCRIPT, BaseHandler, endpoint, file_route, security_headers
+from schemas.ops import HealthOut
 
 STATIC_DOCS = Path(__file__).resolve().parent.parent / "static" / "docs"
 DOCS_CSP = (

@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
-from app import errors
-from app.messages import IDEMPOTENCY_KEY_INVALID, FieldMessage
-from app.schemas.common import Page
-from app.schemas.orders import (
+from core import errors
+from core.messages import IDEMPOTENCY_KEY_INVALID, FieldMessage
+from handlers.base import BaseHandler, RequestHeader, endpoint
+from schemas.common import Page
+from schemas.orders import (
     OrderCreate,
     OrderEventOut,
     OrderOut,
     OrderQuery,
     OrderStatusUpdate,
-    PayIn,
     OrderTimelineOut,
+    PayIn,
     PaymentOut,
 )
-from app.services import checkout, orders, payments
-from handlers.base import BaseHandler, RequestHeader, endpoint
+from services import checkout, orders, payments
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 MAX_IDEMPOTENCY_KEY = 255  # the column's size

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from app.schemas.orders import StripeEventIn
-from app.services import payments
 from handlers.base import BaseHandler, RequestHeader, endpoint
+from schemas.orders import StripeEventIn
+from services import payments
 
 STRIPE_SIGNATURE = RequestHeader(
     "Stripe-Signature",

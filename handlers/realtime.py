@@ -25,9 +25,9 @@ from tornado.concurrent import Future
 from tornado.ioloop import IOLoop
 from tornado.iostream import IOStream
 
-from app import errors
-from app.context import AppContext
-from app.events import (
+from core import errors
+from core.context import AppContext
+from core.events import (
     BAD_PARAMETERS,
     FORBIDDEN,
     GOING_AWAY,
@@ -35,17 +35,18 @@ from app.events import (
     INVENTORY_CHANNEL,
     NOT_AUTHENTICATED,
     ORDERS_CHANNEL,
+    TRY_AGAIN_LATER,
     Event,
     InventorySnapshot,
     Message,
     OrderStatusChanged,
     Resync,
     StockChanged,
-    TRY_AGAIN_LATER,
 )
-from app.schemas.realtime import InventoryFeedQuery, OrderFeedQuery
-from app.services import accounts, inventory, orders
+from core.private_apis import websocket_stream
 from models.accounts import User
+from schemas.realtime import InventoryFeedQuery, OrderFeedQuery
+from services import accounts, inventory, orders
 
 log = structlog.get_logger("shop.ws")
 
@@ -97,7 +98,7 @@ class EventSocketHandler(tornado.websocket.WebSocketHandler):
         if not self.ctx.sockets.accepting:
             self.close(GOING_AWAY, "server shutting down")
             return
-        self._stream = self.ws_connection.stream if self.ws_connection is not None else None
+        self._stream = websocket_stream(self)
         if self._stream is not None:
             self._stream.socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
         self.ctx.sockets.add(self)
@@ -153,7 +154,7 @@ class EventSocketHandler(tornado.websocket.WebSocketHandler):
 
     @asynccontextmanager
     async def database_turn(self) -> AsyncIterator[None]:
-        """Wait for a turn to read the first messages (see app/sockets.py); a socket that
+        """Wait for a turn to read the first messages (see core/sockets.py); a socket that
         waits longer than START_WAIT_SECONDS is closed with 1013 and reconnects later."""
         turns = self.ctx.sockets.start_turns
         try:

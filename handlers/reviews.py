@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from app.schemas.common import Page, PageParams
-from app.schemas.reviews import ReviewIn, ReviewOut, ReviewUpdate
-from app.services import reviews
 from handlers.base import BaseHandler, endpoint
 from handlers.catalog import SLUG, viewer_is_staff
+from schemas.common import Page, PageParams
+from schemas.reviews import ReviewIn, ReviewOut, ReviewUpdate
+from services import reviews
 
 
 class ProductReviewsHandler(BaseHandler):

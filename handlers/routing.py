@@ -20,9 +20,10 @@ import tornado.web
 from tornado import httputil
 from tornado.http1connection import HTTP1Connection
 
-from app import errors
-from app.config import Settings
-from app.context import AppContext
+from core import errors
+from core.config import Settings
+from core.context import AppContext
+from core.private_apis import HandlerDelegate
 from handlers.base import CORS_REQUEST_HEADERS, BaseHandler
 
 # Tornado's own body limit is lifted for every request: this module enforces
@@ -107,14 +108,14 @@ def route(
     application: tornado.web.Application,
     ctx: AppContext,
     request: httputil.HTTPServerRequest,
-    delegate: tornado.web._HandlerDelegate,
+    delegate: HandlerDelegate,
 ) -> httputil.HTTPMessageDelegate:
     """The delegate that answers `request`, which the application routed to `delegate`:
     the route's own, or one that refuses the method or the body."""
     if isinstance(request.connection, HTTP1Connection):
         request.connection.set_max_body_size(_NO_TORNADO_LIMIT)
 
-    def refuse(handler_class: type[BaseHandler], **kwargs: Any) -> tornado.web._HandlerDelegate:
+    def refuse(handler_class: type[BaseHandler], **kwargs: Any) -> HandlerDelegate:
         return application.get_handler_delegate(request, handler_class, {"ctx": ctx, **kwargs})
 
     handler_class = delegate.handler_class

@@ -15,7 +15,7 @@ from typing import Any
 import structlog
 from tornado.ioloop import PeriodicCallback
 
-from app.context import AppContext
+from core.context import AppContext
 from tasks import carts, mail, orders, tokens
 
 log = structlog.get_logger(__name__)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from app.context import AppContext
-from app.services.cart import purge_inactive_carts
+from core.context import AppContext
+from services.cart import purge_inactive_carts
 
 
 async def purge_carts(ctx: AppContext) -> dict[str, int]:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from app.context import AppContext
-from app.services.outbox import dispatch_due
+from core.context import AppContext
+from services.outbox import dispatch_due
 
 
 async def send_mail(ctx: AppContext) -> dict[str, int]:

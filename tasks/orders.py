@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from app.context import AppContext
-from app.services.orders import expire_unpaid_orders
+from core.context import AppContext
+from services.orders import expire_unpaid_orders
 
 
 async def expire_orders(ctx: AppContext) -> dict[str, int]:

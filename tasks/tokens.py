@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from app.context import AppContext
-from app.services.accounts import purge_expired_tokens
+from core.context import AppContext
+from services.accounts import purge_expired_tokens
 
 
 async def purge_tokens(ctx: AppContext) -> dict[str, int]:

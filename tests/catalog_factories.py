@@ -10,11 +10,11 @@ from typing import Any
 
 from sqlalchemy import event
 
-from app.context import AppContext
-from app.schemas.catalog import CategoryIn, ProductIn
-from app.schemas.discounts import DiscountIn
-from app.services import catalog, discounts
+from core.context import AppContext
 from models.catalog import Category, Discount, Product
+from schemas.catalog import CategoryIn, ProductIn
+from schemas.discounts import DiscountIn
+from services import catalog, discounts
 from tests.client import Response
 
 

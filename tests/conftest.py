@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -21,10 +21,11 @@ from sqlalchemy import MetaData, delete
 from tornado.ioloop import IOLoop
 
 from app.cli import migrate
-from app.config import Settings
-from app.context import AppContext, create_context
-from app.db import make_engine
+from app.context import create_context
 from app.server import ShopApplication, make_app
+from core.config import Settings
+from core.context import AppContext
+from core.db import make_engine
 from models import Base
 from tests.client import ApiClient
 from tests.smtp import SmtpServer

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.context import AppContext
-from app.events import Event
+from core.context import AppContext
+from core.events import Event
 
 
 def hear(ctx: AppContext, *channels: str) -> list[dict[str, Any]]:

@@ -8,10 +8,10 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from app.context import AppContext
-from app.services import accounts
+from core.context import AppContext
 from models.accounts import User
 from models.mail import OutboxMessage
+from services import accounts
 from tests.client import ApiClient
 
 DEFAULT_PASSWORD = "correct-horse-battery-staple"

@@ -7,13 +7,13 @@ from typing import Any
 
 from sqlalchemy import select, update
 
-from app.context import AppContext
-from app.schemas.common import cents_to_str
-from app.security import create_access_token
+from core.context import AppContext
+from core.security import create_access_token
 from models.accounts import User
 from models.base import utcnow
 from models.catalog import Category, Discount, Product
 from models.orders import Order, OrderEvent
+from schemas.common import cents_to_str
 from tests.catalog_factories import create_category, create_discount, create_product
 from tests.client import ApiClient, Response
 from tests.factories import LoggedIn

@@ -19,7 +19,7 @@ from tornado.httputil import HTTPHeaders
 from tornado.ioloop import IOLoop
 from tornado.netutil import bind_sockets
 
-from app.config import Settings
+from core.config import Settings
 from tests.client import ApiClient, Response
 from tests.conftest import build_settings
 

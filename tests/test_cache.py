@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from redis.exceptions import ConnectionError
 
-from app.cache import ResponseCache, make_cache
-from app.metrics import Metrics
-from app.redis_health import RedisHealth
+from core.cache import ResponseCache, make_cache
+from core.metrics import Metrics
+from core.redis_health import RedisHealth
 
 
 class Loader:

@@ -7,7 +7,7 @@ import subprocess  # nosec B404 - runs this project's own CLI
 import sys
 from pathlib import Path
 
-from app.context import AppContext
+from core.context import AppContext
 from tests.client import ApiClient
 from tests.conftest import TEST_SECRET_KEY
 from tests.factories import DEFAULT_PASSWORD

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from app.config import Settings
+from core.config import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 GOOD_KEY = "k" * 40

@@ -20,11 +20,11 @@ from tornado.httpclient import AsyncHTTPClient
 from tornado.ioloop import IOLoop
 from tornado.simple_httpclient import SimpleAsyncHTTPClient
 
-from app.context import AppContext
 from app.server import ShopApplication
-from app.services.order_status import CANCELLED, EXPIRED, PAYMENT_FAILED, REFUNDED
+from core.context import AppContext
 from models.catalog import Product
 from models.orders import Cart, CartItem, Order, OrderItem
+from services.order_status import CANCELLED, EXPIRED, PAYMENT_FAILED, REFUNDED
 from tests.client import Response
 from tests.factories import LoggedIn
 from tests.order_factories import add_product, fill_cart, place_order, shoppers

@@ -20,9 +20,10 @@ from tornado.httpserver import HTTPServer
 from tornado.ioloop import IOLoop
 from tornado.netutil import bind_sockets
 
-from app.context import AppContext, create_context
-from app.db import DatabaseTimeout
+from app.context import create_context
 from app.server import ShopApplication, make_app
+from core.context import AppContext
+from core.db import DatabaseTimeout
 from models.catalog import Product
 from tasks.orders import expire_orders
 from tests.client import ApiClient, Response
@@ -245,9 +246,9 @@ async def test_idle_connections_cut_are_replaced_without_an_error(
 async def test_idle_connections_past_the_ping_window_are_pinged_and_replaced(
     ctx: AppContext, client: ApiClient, proxied: ProxiedService, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("app.db.PING_AFTER_IDLE_SECONDS", 0.1)
+    monkeypatch.setattr("core.db.PING_AFTER_IDLE_SECONDS", 0.1)
     # The ping alone must find them: the socket's end is not looked at here.
-    monkeypatch.setattr("app.db.closed_by_peer", lambda _connection: False)
+    monkeypatch.setattr("core.db.closed_by_peer", lambda _connection: False)
     await add_product(ctx, "brass-lamp")
     assert (await proxied.api.get("catalog:product", "brass-lamp")).status == 200
     proxied.proxy.cut()

@@ -18,15 +18,15 @@ from sqlalchemy.orm import Session
 from sqlalchemy.util import await_
 from tornado.ioloop import IOLoop
 
-from app.context import AppContext
-from app.db import (
+from core.context import AppContext
+from core.db import (
     BoundedSession,
     BoundedTransaction,
     CallDeadline,
     DatabaseTimeout,
     make_engine,
 )
-from app.sql import Statement
+from core.sql import Statement
 from tests.client import ApiClient
 from tests.conftest import TEST_DATABASE_URL
 from tests.order_factories import add_product, place_order, shopper_with_cart, stock_of
@@ -210,7 +210,7 @@ async def test_a_connection_handed_back_moments_ago_is_not_pinged(
 async def test_a_connection_idle_past_the_window_is_pinged_before_use(
     one_connection_engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("app.db.PING_AFTER_IDLE_SECONDS", 0.1)
+    monkeypatch.setattr("core.db.PING_AFTER_IDLE_SECONDS", 0.1)
     first_id, first_pings = await _pings_so_far(one_connection_engine)
     await asyncio.sleep(0.2)
     again_id, pings = await _pings_so_far(one_connection_engine)

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import asyncio
 
-from app.events import StockChanged
-from app.hub import DISPATCH_SLICE, InProcessHub
+from core.events import StockChanged
+from core.hub import DISPATCH_SLICE, InProcessHub
 from models.base import utcnow
 
 LISTENERS = DISPATCH_SLICE * 3 + 7

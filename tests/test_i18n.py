@@ -9,7 +9,7 @@ import pytest
 from babel.messages.extract import extract_from_dir
 from babel.messages.pofile import read_po
 
-from app.i18n import LOCALE_DIR
+from core.i18n import LOCALE_DIR
 
 
 def source_msgids() -> set[str]:

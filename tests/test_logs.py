@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 import structlog
 
-from app.context import AppContext
-from app.logs import configure_logging
-from app.mail import ConsoleMailBackend, build_message
+from core.context import AppContext
+from core.logs import configure_logging
+from core.mail import ConsoleMailBackend, build_message
 from tests.client import ApiClient
 from tests.factories import DEFAULT_PASSWORD, log_in
 

@@ -7,16 +7,15 @@ import itertools
 import re
 import string
 import sys
-
-from pydantic import ValidationError
 from typing import Any
 
 from openapi_spec_validator import validate
+from pydantic import ValidationError
 
-from app.context import AppContext
-from app.schemas.reviews import ReviewIn
-from app.schemas.common import MAX_CENTS, cents_to_str, parse_money
-from app.schemas.orders import COUNTRY_CODES
+from core.context import AppContext
+from schemas.common import MAX_CENTS, cents_to_str, parse_money
+from schemas.orders import COUNTRY_CODES
+from schemas.reviews import ReviewIn
 from tests.catalog_factories import create_category, create_discount, create_product
 from tests.client import ApiClient
 from tests.factories import log_in

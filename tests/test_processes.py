@@ -24,29 +24,30 @@ from tornado.ioloop import IOLoop
 from tornado.netutil import bind_sockets
 from websockets.asyncio.client import ClientConnection, connect
 
-from app.context import AppContext
 from app.server import ShopApplication
+from core.context import AppContext
 from tests.client import ApiClient
 from tests.factories import log_in
 from tests.order_factories import add_product, ordered, shopper
-from tests.processes import (
-    EXIT_SECONDS,
-    RedisServer,
-    ShopServer,
-    logs_on_failure,
-    poll,
-    server_settings,
-    stop_all,
-)
 
 # Fixtures "http", a client for the processes, and "redis_server", a private Redis the
 # test may kill, freeze or restart.
-from tests.processes import http_fixture, redis_server_fixture  # noqa: F401
+from tests.processes import (  # noqa: F401
+    EXIT_SECONDS,
+    RedisServer,
+    ShopServer,
+    http_fixture,
+    logs_on_failure,
+    poll,
+    redis_server_fixture,
+    server_settings,
+    stop_all,
+)
 from tests.stripe_stub import SECRET_KEY as STRIPE_SECRET_KEY
 from tests.stripe_stub import StripeStub
 
 MESSAGE_SECONDS = 5.0
-# Redis re-subscription backs off up to 5 s between attempts (app/hub.py).
+# Redis re-subscription backs off up to 5 s between attempts (core/hub.py).
 RECOVERY_SECONDS = 20.0
 
 

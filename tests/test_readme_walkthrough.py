@@ -21,7 +21,7 @@ from sqlalchemy import select
 from tornado.httpclient import AsyncHTTPClient
 from tornado.ioloop import IOLoop
 
-from app.context import AppContext
+from core.context import AppContext
 from models.orders import Order
 from tests.order_factories import stock_of, timeline
 from tests.processes import ROOT, ShopServer, logs_on_failure, server_settings, stop_all

@@ -15,18 +15,21 @@ from collections.abc import Awaitable, Callable
 import pytest
 from structlog.testing import capture_logs
 
-from app.config import Settings
-from app.context import AppContext
-from app.redis_health import COOL_DOWN_SECONDS, REDIS_TIMEOUT_SECONDS
+from core.config import Settings
+from core.context import AppContext
+from core.redis_health import COOL_DOWN_SECONDS, REDIS_TIMEOUT_SECONDS
 from tests.catalog_factories import create_product, recorded_queries, served_from_cache
 from tests.client import ApiClient, Response
 from tests.conftest import build_settings
 from tests.factories import DEFAULT_PASSWORD, create_user, log_in
 from tests.order_factories import place_order, shopper_with_cart, stock_of
-from tests.processes import RedisServer, poll
 
 # Fixture "redis_server": a private Redis the test may kill, freeze or restart.
-from tests.processes import redis_server_fixture  # noqa: F401
+from tests.processes import (  # noqa: F401 (fixtures)
+    RedisServer,
+    poll,
+    redis_server_fixture,  # noqa: F401
+)
 
 # What "a short bounded time" means for one request while Redis hangs.
 REQUEST_BOUND_SECONDS = 3.0

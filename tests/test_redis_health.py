@@ -5,8 +5,8 @@ from __future__ import annotations
 from redis.exceptions import ConnectionError
 from structlog.testing import capture_logs
 
-from app.metrics import Metrics
-from app.redis_health import RedisHealth
+from core.metrics import Metrics
+from core.redis_health import RedisHealth
 
 
 class Clock:

@@ -26,8 +26,8 @@ from tornado.httpserver import HTTPServer
 from tornado.ioloop import IOLoop
 from tornado.netutil import bind_sockets
 
-from app.context import AppContext
 from app.server import ShopApplication
+from core.context import AppContext
 from tests.order_factories import (
     ADDRESS,
     add_product,
@@ -37,10 +37,16 @@ from tests.order_factories import (
     shopper,
     stock_of,
 )
-from tests.processes import ShopServer, logs_on_failure, poll, server_settings, stop_all
 
 # Fixture "http": a client for the server process.
-from tests.processes import http_fixture  # noqa: F401
+from tests.processes import (  # noqa: F401 (fixtures)
+    ShopServer,
+    http_fixture,  # noqa: F401
+    logs_on_failure,
+    poll,
+    server_settings,
+    stop_all,
+)
 
 EVENT_SECONDS = 10.0
 COOKIE = "session=cookie-that-must-stay-home"

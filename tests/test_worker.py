@@ -16,22 +16,22 @@ from sqlalchemy import select
 from tornado.httpclient import AsyncHTTPClient
 from tornado.ioloop import IOLoop
 
-from app.context import AppContext
 from app.server import ShopApplication
+from core.context import AppContext
 from models.mail import OutboxMessage
 from tasks import TASKS
 from tests.order_factories import add_product, ordered, shopper
-from tests.processes import (
+from tests.processes import (  # noqa: F401 (fixtures)
     EXIT_SECONDS,
     START_SECONDS,
     OwnedProcess,
     ShopServer,
+    http_fixture,  # noqa: F401 - the "http" fixture
     logs_on_failure,
     poll,
     server_settings,
     stop_all,
 )
-from tests.processes import http_fixture  # noqa: F401 - the "http" fixture
 from tests.smtp import SmtpServer
 
 SETTINGS = {"PERIODIC_TASKS": "false", "PYTHONUNBUFFERED": "1", "LOG_LEVEL": "INFO"}

@@ -7,7 +7,7 @@ import asyncio
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from app.db import make_engine
+from core.db import make_engine
 from models import Base
 
 target_metadata = Base.metadata
@@ -17,7 +17,7 @@ def _database_url() -> str:
     url = context.config.attributes.get("database_url")
     if url:
         return str(url)
-    from app.config import Settings
+    from core.config import Settings
 
     return Settings(debug=True).database_url
 

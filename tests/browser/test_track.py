@@ -13,16 +13,21 @@ import pytest
 from playwright.async_api import Error, Page, WebSocket, async_playwright, expect
 from tornado.ioloop import IOLoop
 
-from app.context import AppContext
-from app.security import create_access_token
+from core.context import AppContext
+from core.security import create_access_token
 from handlers.realtime import GOING_AWAY
 from tests.client import ApiClient
 from tests.factories import DEFAULT_PASSWORD, create_user, log_in
 from tests.order_factories import add_discount, add_product, fill_cart, place_order
 
 # Fixtures "stripe_api" (the stand-in) and "settings" (Stripe configured against it).
-from tests.stripe_stub import stripe_api_fixture, stripe_settings_fixture  # noqa: F401
-from tests.stripe_stub import deliver, event, payment_intent
+from tests.stripe_stub import (  # noqa: F401
+    deliver,
+    event,
+    payment_intent,
+    stripe_api_fixture,
+    stripe_settings_fixture,
+)
 
 CHROMIUM = shutil.which("chromium")
 SCREENSHOT = Path(__file__).resolve().parents[2] / "var" / "test-artifacts" / "track.png"

@@ -7,8 +7,8 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select, update
 
-from app.context import AppContext
-from app.security import create_access_token
+from core.context import AppContext
+from core.security import create_access_token
 from models.accounts import EmailVerificationToken, RefreshToken
 from models.base import utcnow
 from models.mail import OutboxMessage

@@ -11,7 +11,8 @@ from jsonschema import Draft7Validator, ValidationError
 from referencing import Registry
 from referencing.jsonschema import DRAFT7
 
-from app.events import (
+from app.server import VERSION
+from core.events import (
     InventorySnapshot,
     Message,
     OrderStatusChanged,
@@ -19,7 +20,6 @@ from app.events import (
     StockChanged,
     StockLevelOut,
 )
-from app.server import VERSION
 from tests.client import ApiClient
 
 DOCUMENT_URI = "urn:shop:asyncapi"

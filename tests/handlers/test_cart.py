@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from app.context import AppContext
+from core.context import AppContext
 from tests.client import ApiClient
 from tests.order_factories import (
     add_product,

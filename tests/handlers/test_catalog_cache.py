@@ -6,12 +6,11 @@ import pytest
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.context import AppContext
-from app.events import INVENTORY_CHANNEL
-from app.services.inventory import StockLevel, stock_events
+from core.context import AppContext
+from core.events import INVENTORY_CHANNEL
 from models.base import utcnow
-from tests.events import hear
 from models.catalog import Product
+from services.inventory import StockLevel, stock_events
 from tests.catalog_factories import (
     create_category,
     create_product,
@@ -19,6 +18,7 @@ from tests.catalog_factories import (
     served_from_cache,
 )
 from tests.client import ApiClient
+from tests.events import hear
 from tests.factories import log_in
 
 

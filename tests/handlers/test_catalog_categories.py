@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.context import AppContext
+from core.context import AppContext
 from tests.catalog_factories import create_category, create_discount, create_product
 from tests.client import ApiClient
 from tests.factories import log_in

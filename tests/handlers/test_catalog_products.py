@@ -6,7 +6,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from app.context import AppContext
+from core.context import AppContext
 from tests.catalog_factories import create_category, create_product
 from tests.client import ApiClient
 from tests.factories import log_in

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from app.context import AppContext
+from core.context import AppContext
 from tests.catalog_factories import create_category, create_discount
 from tests.client import ApiClient
 from tests.factories import log_in

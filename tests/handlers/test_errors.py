@@ -7,9 +7,9 @@ from collections.abc import Callable
 import pytest
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from app.context import AppContext
-from app.db import DatabaseTimeout
 from app.server import ShopApplication, make_app
+from core.context import AppContext
+from core.db import DatabaseTimeout
 from handlers.base import BaseHandler
 from tests.client import ApiClient
 from tests.handlers.test_ops import assert_security_headers

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.context import AppContext
+from core.context import AppContext
 from tests.client import ApiClient
 from tests.order_factories import order_row, placed_order, stock_of, timeline
 

@@ -14,18 +14,22 @@ import pytest
 from sqlalchemy import func, select
 from tornado.httputil import HTTPHeaders, parse_response_start_line
 
-from app.context import AppContext
+from core.context import AppContext
 from models import Base
 from models.mail import OutboxMessage
 from tests.client import ApiClient, Response
 from tests.factories import LoggedIn, count_rows, create_user, log_in
 from tests.handlers.test_ops import assert_security_headers
 from tests.order_factories import ADDRESS, add_discount, placed_order
-from tests.ws import close_code, open_socket
 
 # Fixtures "stripe_api" (the stand-in) and "settings" (Stripe configured against it).
-from tests.stripe_stub import stripe_api_fixture, stripe_settings_fixture  # noqa: F401
-from tests.stripe_stub import event, signature
+from tests.stripe_stub import (  # noqa: F401 (fixtures)
+    event,
+    signature,
+    stripe_api_fixture,
+    stripe_settings_fixture,
+)
+from tests.ws import close_code, open_socket
 
 MAX_BODY_SIZE = 1024 * 1024  # the default the tests run with
 DEEP_JSON = "[" * 100_000 + "]" * 100_000
@@ -109,7 +113,7 @@ DISCOUNT = {"code": "HUGE", "kind": "fixed", "value": "5.00"}
 WEBHOOK = "payments:stripe-webhook"
 REGISTER = {"email": "eve@example.com", "password": "a long passphrase"}
 HOSTILE = [
-    # JSON beyond the bounds of app/json_input.py, on any endpoint that takes JSON.
+    # JSON beyond the bounds of core/json_input.py, on any endpoint that takes JSON.
     pytest.param(
         send("POST", "auth:register", body=DEEP_JSON),
         400,

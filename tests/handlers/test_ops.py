@@ -10,9 +10,9 @@ import pytest
 from openapi_spec_validator import validate
 from tornado.ioloop import IOLoop
 
-from app.config import Settings
-from app.context import AppContext
 from app.server import make_app
+from core.config import Settings
+from core.context import AppContext
 from tests.client import ApiClient
 from tests.conftest import build_settings
 

@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 from openapi_spec_validator import validate
 
-from app.context import AppContext
-from tests.client import ApiClient
+from core.context import AppContext
 from models.orders import Order
+from tests.client import ApiClient
 from tests.factories import count_rows, log_in
 from tests.order_factories import (
     ADDRESS,

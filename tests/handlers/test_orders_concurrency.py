@@ -12,8 +12,8 @@ import pytest
 from tornado.httpclient import HTTPResponse
 from tornado.simple_httpclient import SimpleAsyncHTTPClient
 
-from app.context import AppContext
 from app.server import ShopApplication
+from core.context import AppContext
 from models.orders import Order
 from tests.client import ApiClient
 from tests.factories import count_rows

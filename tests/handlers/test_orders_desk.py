@@ -7,7 +7,7 @@ from urllib.parse import urlencode
 
 import pytest
 
-from app.context import AppContext
+from core.context import AppContext
 from models.base import utcnow
 from tests.client import ApiClient
 from tests.factories import log_in

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy import select, update
 
-from app.context import AppContext
-from app.mail import SmtpMailBackend
+from core.context import AppContext
+from core.mail import SmtpMailBackend
 from models.base import utcnow
 from models.mail import OutboxMessage
 from tasks.mail import send_mail

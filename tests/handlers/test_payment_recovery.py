@@ -6,10 +6,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from app.context import AppContext
+from core.context import AppContext
+from models.catalog import Discount
 from tests.client import ApiClient
 from tests.factories import log_in
-from models.catalog import Discount
 from tests.order_factories import (
     add_discount,
     add_product,
@@ -22,8 +22,14 @@ from tests.order_factories import (
 )
 
 # Fixtures "stripe_api" (the stand-in) and "settings" (Stripe configured against it).
-from tests.stripe_stub import stripe_api_fixture, stripe_settings_fixture  # noqa: F401
-from tests.stripe_stub import StripeStub, deliver, event, payment_intent
+from tests.stripe_stub import (  # noqa: F401
+    StripeStub,
+    deliver,
+    event,
+    payment_intent,
+    stripe_api_fixture,
+    stripe_settings_fixture,
+)
 
 
 async def declined_order(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.context import AppContext
+from core.context import AppContext
 from tests.client import ApiClient
 from tests.order_factories import (
     add_product,
@@ -17,8 +17,12 @@ from tests.order_factories import (
 )
 
 # Fixtures "stripe_api" (the stand-in) and "settings" (Stripe configured against it).
-from tests.stripe_stub import stripe_api_fixture, stripe_settings_fixture  # noqa: F401
-from tests.stripe_stub import SECRET_KEY, StripeStub
+from tests.stripe_stub import (  # noqa: F401 (fixtures)
+    SECRET_KEY,
+    StripeStub,
+    stripe_api_fixture,
+    stripe_settings_fixture,
+)
 
 
 async def test_paying_creates_a_payment_intent_for_the_order_total(

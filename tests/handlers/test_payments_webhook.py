@@ -10,7 +10,7 @@ import pytest
 import stripe
 import structlog
 
-from app.context import AppContext
+from core.context import AppContext
 from models.orders import StripeEvent
 from tests.client import ApiClient
 from tests.factories import count_rows
@@ -23,14 +23,15 @@ from tests.order_factories import (
 )
 
 # Fixtures "stripe_api" (the stand-in) and "settings" (Stripe configured against it).
-from tests.stripe_stub import stripe_api_fixture, stripe_settings_fixture  # noqa: F401
-from tests.stripe_stub import (
+from tests.stripe_stub import (  # noqa: F401
     WEBHOOK_SECRET,
     StripeStub,
     deliver,
     event,
     payment_intent,
     signature,
+    stripe_api_fixture,
+    stripe_settings_fixture,
 )
 
 

@@ -6,16 +6,21 @@ from datetime import timedelta
 
 import pytest
 
-from app.context import AppContext
-from app.services.orders import expire_unpaid_orders
+from core.context import AppContext
 from models.base import utcnow
+from services.orders import expire_unpaid_orders
 from tests.client import ApiClient
 from tests.factories import log_in
 from tests.order_factories import add_product, ordered, shopper
 
 # Fixtures "stripe_api" (the stand-in) and "settings" (Stripe configured against it).
-from tests.stripe_stub import stripe_api_fixture, stripe_settings_fixture  # noqa: F401
-from tests.stripe_stub import deliver, event, payment_intent
+from tests.stripe_stub import (  # noqa: F401
+    deliver,
+    event,
+    payment_intent,
+    stripe_api_fixture,
+    stripe_settings_fixture,
+)
 from tests.ws import close_code, nothing_more, open_socket, receive
 
 INVENTORY = "/ws/inventory"

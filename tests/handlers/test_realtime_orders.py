@@ -10,13 +10,13 @@ from typing import Any
 import pytest
 from websockets.exceptions import InvalidStatus
 
-from app.context import AppContext
-from app.events import TRY_AGAIN_LATER
-from app.security import create_access_token
-from app.services import orders
-from app.sockets import STARTS_AT_ONCE
-from models.base import utcnow
+from core.context import AppContext
+from core.events import TRY_AGAIN_LATER
+from core.security import create_access_token
+from core.sockets import STARTS_AT_ONCE
 from handlers.realtime import EventSocketHandler
+from models.base import utcnow
+from services import orders
 from tests.client import ApiClient
 from tests.factories import log_in
 from tests.order_factories import add_product, ordered, shopper, shoppers

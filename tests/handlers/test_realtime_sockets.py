@@ -13,8 +13,8 @@ from contextlib import asynccontextmanager
 import pytest
 from websockets.asyncio.client import connect
 
-from app.context import AppContext
-from app.events import StockChanged
+from core.context import AppContext
+from core.events import StockChanged
 from models.base import utcnow
 from tests.client import ApiClient
 from tests.order_factories import add_product

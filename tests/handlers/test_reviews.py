@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from app.context import AppContext
+from core.context import AppContext
 from tests.catalog_factories import create_product
 from tests.client import ApiClient, Response
 from tests.factories import LoggedIn, log_in

@@ -6,10 +6,10 @@ import asyncio
 
 import pytest
 
-from app.context import AppContext
-from app.services.catalog import cache_key
-from app.after_commit import CATALOG_CACHE_GROUP
-from app.services.slugs import SLUG_BASE_LENGTH
+from core.after_commit import CATALOG_CACHE_GROUP
+from core.context import AppContext
+from services.catalog import cache_key
+from services.slugs import SLUG_BASE_LENGTH
 from tests.catalog_factories import create_category, create_product
 
 

@@ -6,13 +6,13 @@ import re
 
 from sqlalchemy import select
 
-from app.context import AppContext
-from app.services.demo import DOCUMENTED_PASSWORDS, SHOPPER_EMAIL, STAFF_EMAIL, seed_demo
+from core.context import AppContext
 from models.accounts import User
 from models.catalog import Category, Discount, Product
+from services.demo import DOCUMENTED_PASSWORDS, SHOPPER_EMAIL, STAFF_EMAIL, seed_demo
 from tests.client import ApiClient
-from tests.test_cli import run_cli
 from tests.factories import count_rows
+from tests.test_cli import run_cli
 
 
 async def row_counts(ctx: AppContext) -> list[int]:

@@ -7,16 +7,21 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from app.context import AppContext
-from app.services.orders import expire_unpaid_orders
+from core.context import AppContext
 from models.base import utcnow
 from models.catalog import Discount
+from services.orders import expire_unpaid_orders
 from tests.client import ApiClient
 from tests.order_factories import add_discount, add_product, fill_cart, place_order, shoppers
 
 # Fixtures "stripe_api" (the stand-in) and "settings" (Stripe configured against it).
-from tests.stripe_stub import stripe_api_fixture, stripe_settings_fixture  # noqa: F401
-from tests.stripe_stub import deliver, event, payment_intent
+from tests.stripe_stub import (  # noqa: F401
+    deliver,
+    event,
+    payment_intent,
+    stripe_api_fixture,
+    stripe_settings_fixture,
+)
 
 
 async def uses(ctx: AppContext, code: str = "ONCE") -> int:

@@ -8,9 +8,9 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from app import errors
-from app.context import AppContext
-from app.messages import (
+from core import errors
+from core.context import AppContext
+from core.messages import (
     DISCOUNT_BELOW_MINIMUM,
     DISCOUNT_EXHAUSTED,
     DISCOUNT_EXPIRED,
@@ -19,14 +19,14 @@ from app.messages import (
     DISCOUNT_NOT_STARTED,
     DISCOUNT_UNKNOWN,
 )
-from app.services.discounts import (
+from models.base import utcnow
+from models.catalog import Discount
+from services.discounts import (
     DiscountQuote,
     PricedLine,
     quote_discount,
     record_discount_use,
 )
-from models.base import utcnow
-from models.catalog import Discount
 from tests.catalog_factories import create_category, create_discount
 
 NOW = utcnow().replace(microsecond=0)

@@ -8,15 +8,15 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from app import errors
-from app.context import AppContext
-from app.events import INVENTORY_CHANNEL, ORDERS_CHANNEL, Event
-from app.services import cart
-from app.services.checkout import PlacedOrder, create_order_from_cart
+from core import errors
+from core.context import AppContext
+from core.events import INVENTORY_CHANNEL, ORDERS_CHANNEL, Event
 from models.accounts import User
 from models.catalog import Discount
 from models.mail import OutboxMessage
 from models.orders import CartItem, Order
+from services import cart
+from services.checkout import PlacedOrder, create_order_from_cart
 from tests.factories import count_rows
 from tests.order_factories import (
     ADDRESS,

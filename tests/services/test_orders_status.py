@@ -7,14 +7,14 @@ from typing import get_args
 
 import pytest
 
-from app import errors
-from app.context import AppContext
-from app.schemas.orders import OrderStatus
-from app.services import order_status
-from app.events import INVENTORY_CHANNEL, ORDERS_CHANNEL
-from tests.events import hear
+from core import errors
+from core.context import AppContext
+from core.events import INVENTORY_CHANNEL, ORDERS_CHANNEL
 from models.base import utcnow
+from schemas.orders import OrderStatus
+from services import order_status
 from tests.client import ApiClient
+from tests.events import hear
 from tests.order_factories import (
     placed_order,
     set_order_status,

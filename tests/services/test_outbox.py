@@ -9,12 +9,12 @@ from email.message import Message
 import pytest
 from sqlalchemy import select
 
-from app.context import AppContext
-from app.mail import SMTP_TIMEOUT, MailBackend, SmtpMailBackend
-from app.services import outbox as outbox_service
-from app.services.outbox import dispatch_due, queue_mail
+from core.context import AppContext
+from core.mail import SMTP_TIMEOUT, MailBackend, SmtpMailBackend
 from models.base import utcnow
 from models.mail import OutboxMessage
+from services import outbox as outbox_service
+from services.outbox import dispatch_due, queue_mail
 from tests.conftest import build_settings
 from tests.smtp import SmtpServer, free_port
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 from decimal import Decimal
 
-from app.context import AppContext
-from app.schemas.reviews import ReviewIn
-from app.services.reviews import can_edit_review, create_review
+from core.context import AppContext
 from models.accounts import User
 from models.catalog import Product, Review
+from schemas.reviews import ReviewIn
+from services.reviews import can_edit_review, create_review
 from tests.catalog_factories import create_product
 
 

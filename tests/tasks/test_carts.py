@@ -6,14 +6,14 @@ import asyncio
 
 from sqlalchemy import update
 
-from app.context import AppContext
-from app.services.cart import purge_inactive_carts
+from core.context import AppContext
 from models.orders import Cart, CartItem
+from services.cart import purge_inactive_carts
 from tasks.carts import purge_carts
 from tests.client import ApiClient
+from tests.factories import count_rows
 from tests.order_factories import add_product, ago, fill_cart, shopper, shoppers
 from tests.test_cli import run_cli
-from tests.factories import count_rows
 
 
 async def make_stale(ctx: AppContext, user_id: int, days: float) -> None:

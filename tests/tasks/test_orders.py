@@ -6,13 +6,13 @@ import asyncio
 
 from sqlalchemy import update
 
-from app.context import AppContext
-from app.events import INVENTORY_CHANNEL, ORDERS_CHANNEL
-from app.services.orders import expire_unpaid_orders
-from tests.events import hear
+from core.context import AppContext
+from core.events import INVENTORY_CHANNEL, ORDERS_CHANNEL
 from models.orders import Order
+from services.orders import expire_unpaid_orders
 from tasks.orders import expire_orders
 from tests.client import ApiClient
+from tests.events import hear
 from tests.order_factories import (
     add_product,
     ago,

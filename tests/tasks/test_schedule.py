@@ -6,7 +6,7 @@ import asyncio
 
 from structlog.testing import capture_logs
 
-from app.context import AppContext
+from core.context import AppContext
 from tasks import PeriodicTask, PeriodicTasks
 
 

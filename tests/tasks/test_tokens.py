@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from sqlalchemy import update
 
-from app.context import AppContext
+from core.context import AppContext
 from models.accounts import EmailVerificationToken, RefreshToken
 from models.base import utcnow
 from tasks.tokens import purge_tokens
