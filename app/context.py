@@ -16,7 +16,7 @@ from core.metrics import Metrics
 from core.payments import make_payment_gateway
 from core.ratelimit import RateLimiter, make_storage
 from core.redis_health import RedisHealth, fail_fast_options
-from core.sql import Transactions
+from core.direct import Transactions
 
 
 def create_context(settings: Settings) -> AppContext:

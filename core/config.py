@@ -22,7 +22,7 @@ class Settings(BaseSettings):
     # Connect, pool checkout, each statement (server-side on MariaDB) and each round trip
     # of a session; past it the request answers 503 instead of waiting.
     database_timeout: float = Field(default=5, gt=0)
-    # MariaDB/MySQL: connections checkout keeps in a pool of its own (core/sql.py), per
+    # MariaDB/MySQL: connections checkout keeps in a pool of its own (core/direct/), per
     # process, beside the sessions' pool (up to 15).
     checkout_pool_size: int = Field(default=15, ge=1, le=1000)
     redis_url: str | None = None

@@ -18,7 +18,7 @@ from core.metrics import Metrics
 from core.payments import PaymentGateway
 from core.ratelimit import RateLimiter
 from core.sockets import OpenSockets
-from core.sql import Transactions
+from core.direct import Transactions
 
 
 @dataclass
@@ -26,7 +26,7 @@ class AppContext:
     settings: Settings
     engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
-    transactions: Transactions  # sessionless ones, for checkout (core/sql.py)
+    transactions: Transactions  # sessionless ones, for checkout (core/direct/)
     cache: ResponseCache
     hub: Hub
     after_commit: AfterCommit

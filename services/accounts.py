@@ -26,7 +26,7 @@ from core.security import (
     new_opaque_token,
     verify_password,
 )
-from core.sql import Direct, Statement, direct
+from core.direct import Direct, Statement, direct
 from models.accounts import EmailVerificationToken, RefreshToken, User
 from models.base import object_of_row, table_of, utcnow
 from services.outbox import queue_mail
@@ -45,7 +45,7 @@ def normalize_email(email: str) -> str:
 
 
 # Every authenticated request reads its user: the row goes straight to the driver
-# (core/sql.py) and becomes a detached User, as a session closed after loading it leaves.
+# (core/direct/) and becomes a detached User, as a session closed after loading it leaves.
 _USERS = table_of(User)
 _USER_OF_ROW = object_of_row(User)
 _IS_ACTIVE_USER = (_USERS.c.id == bindparam("user_id"), _USERS.c.is_active.is_(True))

@@ -2,7 +2,7 @@
 (retried after a deadlock), announced after commit.
 
 The hottest write of the shop, so it runs as a transaction of its own on the pool
-(`Transactions`, core/sql.py) rather than in a session: every statement goes straight to
+(`Transactions`, core/direct/) rather than in a session: every statement goes straight to
 the driver, and the order comes back as the rows written (`OrderRow`), not an ORM
 object.
 """
@@ -22,7 +22,7 @@ from core.after_commit import after_commit
 from core.db import retry_on_deadlock
 from core.emails import ORDER_CONFIRMATION
 from core.messages import CART_MIXED_CURRENCIES
-from core.sql import Direct, Statement, Transactions
+from core.direct import Direct, Statement, Transactions
 from models.base import table_of, utcnow
 from models.catalog import Product
 from models.orders import Cart, CartItem, Order, OrderEvent, OrderItem

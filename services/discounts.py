@@ -33,7 +33,7 @@ from core.messages import (
     FIELD_MESSAGES,
     FieldMessage,
 )
-from core.sql import Direct, Statement
+from core.direct import Direct, Statement
 from models.base import object_of_row, table_of
 from models.catalog import Discount
 from schemas.common import Pagination, cents_to_str, percent_of, to_utc_text
@@ -75,7 +75,7 @@ def _refuse(msgid: str, **params: str) -> errors.ValidationFailed:
     return errors.ValidationFailed(fields={DISCOUNT_FIELD: [FieldMessage(msgid, **params)]})
 
 
-# Checkout's statements, sent straight to the driver (core/sql.py) in its transaction.
+# Checkout's statements, sent straight to the driver (core/direct/) in its transaction.
 _DISCOUNTS = table_of(Discount)
 _DISCOUNT_OF_ROW = object_of_row(Discount)
 _DISCOUNT_BY_CODE = Statement(select(*_DISCOUNTS.c).where(_DISCOUNTS.c.code == bindparam("code")))

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import errors
 from core.events import StockChanged, StockLevelOut
-from core.sql import Direct, Statement, direct
+from core.direct import Direct, Statement, direct
 from models.base import table_of
 from models.catalog import Product
 from models.orders import OrderItem
@@ -39,7 +39,7 @@ class StockLine:
 
 
 # Built once, on the table rather than the mapped class, and sent straight to the
-# driver (core/sql.py): checkout runs it for every line of every order.
+# driver (core/direct/): checkout runs it for every line of every order.
 _PRODUCTS = table_of(Product)
 _TAKE_STOCK = Statement(
     update(_PRODUCTS)

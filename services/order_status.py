@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core import errors
 from core.events import Event, OrderStatusChanged
 from core.messages import ORDER_STATUS_CONFLICT
-from core.sql import Direct, Statement, direct
+from core.direct import Direct, Statement, direct
 from models.base import table_of
 from models.orders import Order, OrderEvent
 from services.discounts import give_back_discount_use, retake_discount_use

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.mail import SMTP_TIMEOUT, MailBackend, build_message
 from core.metrics import Metrics
-from core.sql import Direct, Statement
+from core.direct import Direct, Statement
 from models.base import table_of, utcnow
 from models.mail import OutboxMessage
 

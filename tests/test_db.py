@@ -26,7 +26,7 @@ from core.db import (
     DatabaseTimeout,
     make_engine,
 )
-from core.sql import Statement
+from core.direct import Statement
 from tests.client import ApiClient
 from tests.conftest import TEST_DATABASE_URL
 from tests.order_factories import add_product, place_order, shopper_with_cart, stock_of

@@ -1,4 +1,4 @@
-"""Statements sent straight to the driver (core/sql.py) behave as `session.execute`
+"""Statements sent straight to the driver (core/direct/) behave as `session.execute`
 would: inside the session's transaction, with the types' conversions and SQLAlchemy's
 errors."""
 
@@ -11,7 +11,7 @@ from sqlalchemy import bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from core.context import AppContext
-from core.sql import Statement, direct
+from core.direct import Statement, direct
 from models.base import table_of
 from models.catalog import Product
 from models.mail import OutboxMessage
