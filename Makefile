@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # Runtime packages are enough to serve; the test, lint and type tools come on top.
 RUNTIME_STAMP := $(VENV)/.runtime-installed
 STAMP := $(VENV)/.installed
-SOURCES := app core schemas services handlers models tasks tests bench fuzz
+SOURCES := app core schemas store services handlers models tasks tests bench fuzz
 # Schemathesis lives in a virtualenv of its own: its pytest plugins stay out of `make test`.
 FUZZ_VENV := .venv-fuzz
 FUZZ_STAMP := $(FUZZ_VENV)/.installed
@@ -52,7 +52,7 @@ lint: $(STAMP)
 	$(BIN)/flake8 $(SOURCES)
 	$(BIN)/ruff check $(SOURCES)
 	$(BIN)/mypy
-	$(BIN)/bandit -q -c pyproject.toml -r app core schemas services handlers models tasks
+	$(BIN)/bandit -q -c pyproject.toml -r app core schemas store services handlers models tasks
 
 format: $(STAMP)
 	$(BIN)/black $(SOURCES)

@@ -64,8 +64,14 @@ def table_of(model: type[Base]) -> Table:
 ModelT = TypeVar("ModelT", bound=Base)
 
 
+def column_keys(model: type[Base]) -> tuple[str, ...]:
+    """The attribute names of the model's columns, in the table's order."""
+    mapper = inspect(model)
+    return tuple(mapper.get_property_by_column(column).key for column in table_of(model).c)
+
+
 def object_of_row(model: type[ModelT]) -> Callable[[Sequence[Any]], ModelT]:
     """What builds a `model` object (transient) from a row of its table's columns, in
     the table's order (`select(*table_of(model).c)`)."""
-    keys = tuple(inspect(model).get_property_by_column(column).key for column in table_of(model).c)
+    keys = column_keys(model)
     return lambda row: model(**dict(zip(keys, row, strict=True)))

@@ -5,15 +5,14 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import NamedTuple
 
-from sqlalchemy import bindparam, delete, or_, select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import make_transient_to_detached
 
 from core import errors
 from core.config import Settings
+from core.direct import direct
 from core.emails import VERIFY_EMAIL
 from core.messages import EMAIL_TAKEN, TOKEN_EXPIRED, TOKEN_INVALID, FieldMessage
 from core.passwords import password_problems
@@ -26,10 +25,10 @@ from core.security import (
     new_opaque_token,
     verify_password,
 )
-from core.direct import Direct, Statement, direct
 from models.accounts import EmailVerificationToken, RefreshToken, User
-from models.base import object_of_row, table_of, utcnow
-from services.outbox import queue_mail
+from models.base import utcnow
+from store.outbox import queue_mail
+from store.users import get_active_user
 
 
 @dataclass(frozen=True)
@@ -42,46 +41,6 @@ class IssuedTokens:
 def normalize_email(email: str) -> str:
     """Emails are compared and stored lower-cased (unique case-insensitively)."""
     return email.strip().lower()
-
-
-# Every authenticated request reads its user: the row goes straight to the driver
-# (core/direct/) and becomes a detached User, as a session closed after loading it leaves.
-_USERS = table_of(User)
-_USER_OF_ROW = object_of_row(User)
-_IS_ACTIVE_USER = (_USERS.c.id == bindparam("user_id"), _USERS.c.is_active.is_(True))
-_ACTIVE_USER = Statement(select(*_USERS.c).where(*_IS_ACTIVE_USER))
-
-
-class Addressee(NamedTuple):
-    """What mail to a user needs."""
-
-    email: str
-    full_name: str
-    language: str
-
-
-_ACTIVE_ADDRESSEE = Statement(
-    select(_USERS.c.email, _USERS.c.full_name, _USERS.c.language).where(*_IS_ACTIVE_USER)
-)
-
-
-async def get_active_addressee(db: Direct, *, user_id: int) -> Addressee | None:
-    """Whom to mail for the user, unless unknown or deactivated; in the caller's
-    transaction. Where a use case needs no more of the user (checkout), this spares
-    reading the whole row into a User."""
-    rows = await db.rows(_ACTIVE_ADDRESSEE, {"user_id": user_id})
-    return Addressee(*rows[0]) if rows else None
-
-
-async def get_active_user(session: AsyncSession, *, user_id: int) -> User | None:
-    """The user, unless unknown or deactivated; detached from the session. Inside a
-    transaction."""
-    rows = await (await direct(session)).rows(_ACTIVE_USER, {"user_id": user_id})
-    if not rows:
-        return None
-    user = _USER_OF_ROW(rows[0])
-    make_transient_to_detached(user)
-    return user
 
 
 @dataclass(frozen=True)
@@ -101,7 +60,7 @@ async def user_of(session: AsyncSession, claims: AccessClaims) -> User:
     """The active user of a verified token's claims, read in a transaction of its own;
     NotAuthenticated for a user that is gone or deactivated."""
     async with session.begin():
-        user = await get_active_user(session, user_id=claims.user_id)
+        user = await get_active_user(await direct(session), user_id=claims.user_id)
     if user is None:
         raise errors.NotAuthenticated()
     return user
@@ -161,7 +120,9 @@ async def _send_verification(session: AsyncSession, user: User, settings: Settin
         token=token,
         hours=settings.verification_token_ttl // 3600,
     )
-    await queue_mail(await direct(session), recipient=user.email, subject=subject, body=body)
+    await queue_mail(
+        await direct(session), recipient=user.email, subject=subject, body=body, now=utcnow()
+    )
 
 
 async def verify_email(session: AsyncSession, *, token: str) -> User:
@@ -264,7 +225,7 @@ async def refresh(session: AsyncSession, *, refresh_token: str, settings: Settin
             .values(used_at=now)
         )
         if spent.rowcount == 1:  # type: ignore[attr-defined]
-            user = await get_active_user(session, user_id=record.user_id)
+            user = await get_active_user(await direct(session), user_id=record.user_id)
             if user is None:
                 raise errors.NotAuthenticated()
             tokens = _issue_tokens(session, user.id, record.family_id, settings)

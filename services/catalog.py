@@ -38,8 +38,9 @@ from schemas.catalog import (
     ProductUpdate,
 )
 from schemas.common import Pagination, encode_json
-from services.inventory import StockLevel, stock_events
+from services.inventory import stock_events
 from services.slugs import flush_slug, insert_with_slug
+from store.stock import StockLevel
 
 ORDERINGS: dict[str, tuple[ColumnElement[Any], ...]] = {
     "price": (Product.price_cents.asc(), Product.id.asc()),

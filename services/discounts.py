@@ -12,12 +12,13 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import bindparam, delete, literal_column, or_, select, update
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
 from core import errors
+from core.direct import Direct
 from core.messages import (
     DISCOUNT_BELOW_MINIMUM,
     DISCOUNT_CODE_TAKEN,
@@ -33,12 +34,11 @@ from core.messages import (
     FIELD_MESSAGES,
     FieldMessage,
 )
-from core.direct import Direct, Statement
-from models.base import object_of_row, table_of
 from models.catalog import Discount
 from schemas.common import Pagination, cents_to_str, percent_of, to_utc_text
 from schemas.discounts import DiscountIn, DiscountUpdate
 from services.catalog import fetch_page, resolve_category
+from store import discounts as store_discounts
 
 PERCENT = "percent"
 FIXED = "fixed"
@@ -75,20 +75,6 @@ def _refuse(msgid: str, **params: str) -> errors.ValidationFailed:
     return errors.ValidationFailed(fields={DISCOUNT_FIELD: [FieldMessage(msgid, **params)]})
 
 
-# Checkout's statements, sent straight to the driver (core/direct/) in its transaction.
-_DISCOUNTS = table_of(Discount)
-_DISCOUNT_OF_ROW = object_of_row(Discount)
-_DISCOUNT_BY_CODE = Statement(select(*_DISCOUNTS.c).where(_DISCOUNTS.c.code == bindparam("code")))
-_COUNT_USE = Statement(
-    update(_DISCOUNTS).where(
-        _DISCOUNTS.c.id == bindparam("discount_id"),
-        or_(_DISCOUNTS.c.max_uses.is_(None), _DISCOUNTS.c.used_count < _DISCOUNTS.c.max_uses),
-    )
-    # A literal: every value of a direct statement is a named parameter or none.
-    .values(used_count=_DISCOUNTS.c.used_count + literal_column("1"), updated_at=bindparam("now"))
-)
-
-
 async def quote_discount(
     db: Direct, *, code: str, lines: Sequence[PricedLine], now: datetime
 ) -> DiscountQuote:
@@ -103,11 +89,10 @@ async def quote_discount(
     inactive, not started, expired, used up, below the minimum total, or no line in
     the discount's category.
     """
-    rows = await db.rows(_DISCOUNT_BY_CODE, {"code": normalize_code(code)})
-    if not rows:
-        raise _refuse(DISCOUNT_UNKNOWN)
     # Never added to a session: read here, and its id and code copied into the order.
-    discount = _DISCOUNT_OF_ROW(rows[0])
+    discount = await store_discounts.discount_by_code(db, code=normalize_code(code))
+    if discount is None:
+        raise _refuse(DISCOUNT_UNKNOWN)
     if not discount.is_active:
         raise _refuse(DISCOUNT_INACTIVE)
     if discount.starts_at is not None and now < discount.starts_at:
@@ -142,27 +127,8 @@ async def record_discount_use(db: Direct, *, discount_id: int, now: datetime) ->
     A guarded UPDATE, so two checkouts racing for the last use cannot both get it:
     raises ValidationFailed (`fields.discount_code`, used up) when no use is left.
     """
-    if await db.write(_COUNT_USE, {"discount_id": discount_id, "now": now}) != 1:
+    if not await store_discounts.count_use(db, discount_id=discount_id, now=now):
         raise _refuse(DISCOUNT_EXHAUSTED)
-
-
-async def retake_discount_use(session: AsyncSession, *, discount_id: int) -> None:
-    """Count a use again for an order that comes back after failing payment, even past
-    `max_uses`: the order was priced with the code while a use was left."""
-    await session.execute(
-        update(Discount)
-        .where(Discount.id == discount_id)
-        .values(used_count=Discount.used_count + 1)
-    )
-
-
-async def give_back_discount_use(session: AsyncSession, *, discount_id: int) -> None:
-    """Uncount one use, inside the caller's transaction (never below zero)."""
-    await session.execute(
-        update(Discount)
-        .where(Discount.id == discount_id, Discount.used_count > 0)
-        .values(used_count=Discount.used_count - 1)
-    )
 
 
 # --- staff CRUD ------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from sqlalchemy.orm import selectinload
 from core import errors
 from core.after_commit import after_commit
 from core.db import retry_on_deadlock
+from core.direct import direct
 from core.events import OrderStatusChanged
 from core.messages import ORDER_STATUS_CONFLICT
 from models.accounts import User
@@ -186,7 +187,9 @@ async def cancel_order(
     async def attempt() -> tuple[Order, StatusChange | None]:
         async with session.begin():
             await require_order(session, order_id, user)
-            change = await apply_transition(session, order_id=order_id, target=CANCELLED, now=now)
+            change = await apply_transition(
+                await direct(session), order_id=order_id, target=CANCELLED, now=now
+            )
             return await require_order(session, order_id, user), change
 
     order, change = await retry_on_deadlock(attempt)
@@ -227,7 +230,9 @@ async def update_status(
                 raise errors.Conflict(
                     ORDER_STATUS_CONFLICT, params={"current": order.status, "target": status}
                 )
-            change = await apply_transition(session, order_id=order_id, target=status, now=now)
+            change = await apply_transition(
+                await direct(session), order_id=order_id, target=status, now=now
+            )
             return await require_order(session, order_id, None), change
 
     order, change = await retry_on_deadlock(attempt)
@@ -264,6 +269,8 @@ async def expire_unpaid_orders(
 async def _expire(session: AsyncSession, order_id: int, now: datetime) -> StatusChange | None:
     async with session.begin():
         try:
-            return await apply_transition(session, order_id=order_id, target=EXPIRED, now=now)
+            return await apply_transition(
+                await direct(session), order_id=order_id, target=EXPIRED, now=now
+            )
         except errors.Conflict:  # paid or cancelled since it was found
             return None

@@ -1,4 +1,5 @@
-"""The mail outbox: queue inside a business transaction, dispatch from a task.
+"""The mail outbox's dispatcher: what store/outbox.py queued inside a business
+transaction is sent from a task.
 
 Delivery is at-least-once and never lossy: a message leaves the queue only once its
 send succeeded. A dispatcher claims a batch of rows in one transaction (locked while it
@@ -15,13 +16,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import insert, or_, select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.mail import SMTP_TIMEOUT, MailBackend, build_message
 from core.metrics import Metrics
-from core.direct import Direct, Statement
-from models.base import table_of, utcnow
+from models.base import utcnow
 from models.mail import OutboxMessage
 
 log = structlog.get_logger(__name__)
@@ -31,25 +31,6 @@ BATCH_SIZE = 50
 # send starts that could outlast the claim, so the claim always outlives the sends.
 CLAIM_SECONDS = 120
 MAX_BACKOFF_SECONDS = 3600
-_ADD_MESSAGE = Statement(insert(table_of(OutboxMessage)))
-
-
-async def queue_mail(db: Direct, *, recipient: str, subject: str, body: str) -> None:
-    """Add a message to the outbox as part of the caller's transaction (for a session's,
-    `direct(session)`)."""
-    now = utcnow()
-    # A plain INSERT: nothing reads the row back, so it skips the session's unit of work.
-    await db.insert(
-        _ADD_MESSAGE,
-        {
-            "recipient": recipient,
-            "subject": subject,
-            "body": body,
-            "attempts": 0,
-            "created_at": now,
-            "next_attempt_at": now,
-        },
-    )
 
 
 def retry_delay(attempts: int) -> timedelta:

@@ -21,6 +21,7 @@ from core import errors
 from core.after_commit import after_commit
 from core.config import Settings
 from core.db import retry_on_deadlock
+from core.direct import direct
 from core.messages import ORDER_NOT_PAYABLE, STRIPE_SIGNATURE_INVALID
 from core.payments import FakeGateway, PaymentFor, PaymentGateway, PaymentStart
 from models.accounts import User
@@ -78,7 +79,10 @@ async def start_payment(
             if order.status not in _PAYABLE:
                 raise errors.Conflict(ORDER_NOT_PAYABLE)
             change = await order_status.apply_transition(
-                session, order_id=order_id, target=order_status.PENDING_PAYMENT, now=utcnow()
+                await direct(session),
+                order_id=order_id,
+                target=order_status.PENDING_PAYMENT,
+                now=utcnow(),
             )
             return order, change
 
@@ -158,7 +162,7 @@ async def apply_webhook_event(
                 # still records the event (and its refund is asked for once).
                 async with session.begin_nested():
                     change = await order_status.apply_transition(
-                        session, order_id=order_id, target=target, now=now
+                        await direct(session), order_id=order_id, target=target, now=now
                     )
             except errors.InsufficientStock:
                 log.warning("stripe_payment_stock_gone", event_id=event_id, order_id=order_id)

@@ -10,7 +10,8 @@ from core.context import AppContext
 from core.events import INVENTORY_CHANNEL
 from models.base import utcnow
 from models.catalog import Product
-from services.inventory import StockLevel, stock_events
+from services.inventory import stock_events
+from store.stock import StockLevel
 from tests.catalog_factories import (
     create_category,
     create_product,

@@ -52,9 +52,9 @@ MOVES = [(a, b) for a, b in itertools.product(STATUSES, STATUSES) if a != b]
 
 
 async def move(ctx: AppContext, order_id: int, target: str) -> order_status.StatusChange | None:
-    async with ctx.sessionmaker() as session, session.begin():
+    async with ctx.transactions() as db:
         return await order_status.apply_transition(
-            session, order_id=order_id, target=target, now=utcnow()
+            db, order_id=order_id, target=target, now=utcnow()
         )
 
 

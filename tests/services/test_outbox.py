@@ -14,7 +14,8 @@ from core.mail import SMTP_TIMEOUT, MailBackend, SmtpMailBackend
 from models.base import utcnow
 from models.mail import OutboxMessage
 from services import outbox as outbox_service
-from services.outbox import dispatch_due, queue_mail
+from services.outbox import dispatch_due
+from store.outbox import queue_mail
 from tests.conftest import build_settings
 from tests.smtp import SmtpServer, free_port
 
@@ -23,7 +24,11 @@ async def queue(ctx: AppContext, count: int = 1) -> None:
     async with ctx.transactions() as db:
         for number in range(count):
             await queue_mail(
-                db, recipient=f"user{number}@example.com", subject="Hello", body="Body"
+                db,
+                recipient=f"user{number}@example.com",
+                subject="Hello",
+                body="Body",
+                now=utcnow(),
             )
 
 
