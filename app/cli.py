@@ -61,7 +61,9 @@ async def _seed_demo(ctx: AppContext) -> str:
     from services.demo import DOCUMENTED_PASSWORDS, seed_demo
 
     async with ctx.sessionmaker() as session:
-        report = await seed_demo(session, documented_passwords=ctx.settings.debug)
+        report = await seed_demo(
+            session, publisher=ctx.after_commit, documented_passwords=ctx.settings.debug
+        )
     lines = [
         f"demo catalogue: {report.categories} categories, {report.products} products and "
         f"{report.discounts} discounts added (what already existed was kept)"

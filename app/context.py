@@ -10,13 +10,13 @@ from core.cache import ResponseCache, make_cache
 from core.config import Settings
 from core.context import AppContext
 from core.db import make_engine, make_sessionmaker
+from core.direct import Transactions
 from core.hub import make_hub
 from core.mail import make_mail_backend
 from core.metrics import Metrics
 from core.payments import make_payment_gateway
 from core.ratelimit import RateLimiter, make_storage
 from core.redis_health import RedisHealth, fail_fast_options
-from core.direct import Transactions
 
 
 def create_context(settings: Settings) -> AppContext:
@@ -36,13 +36,10 @@ def create_context(settings: Settings) -> AppContext:
     return AppContext(
         settings=settings,
         engine=engine,
-        sessionmaker=make_sessionmaker(
-            engine, timeout=settings.database_timeout, info=after_commit.session_info()
-        ),
+        sessionmaker=make_sessionmaker(engine, timeout=settings.database_timeout),
         transactions=Transactions(
             engine,
             timeout=settings.database_timeout,
-            info=after_commit.session_info(),
             pool_size=settings.checkout_pool_size,
         ),
         cache=cache,

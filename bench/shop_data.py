@@ -66,7 +66,7 @@ async def add_products(ctx: AppContext, stocks: Sequence[int]) -> list[str]:
     async def create(number: int, stock: int) -> str:
         async with ctx.sessionmaker() as session:
             data = ProductIn(name=f"Bench Item {number}", price="4.99", stock=stock)
-            product = await catalog.create_product(session, data=data)
+            product = await catalog.create_product(session, publisher=ctx.after_commit, data=data)
         return product.slug
 
     return await side_by_side(
@@ -103,14 +103,20 @@ async def place_order(ctx: AppContext, user: User, slug: str) -> list[int]:
     shipped: the ids of the order's four status events, oldest first."""
     await fill_cart(ctx, user, [(slug, 1)])
     placed = await checkout.create_order_from_cart(
-        ctx.transactions, user_id=user.id, shipping_address=ADDRESS
+        ctx.transactions, publisher=ctx.after_commit, user_id=user.id, shipping_address=ADDRESS
     )
     order_id = placed.order.id
     async with ctx.sessionmaker() as session:
         await payments.start_payment(
-            session, order_id=order_id, user=user, gateway=payments.FakeGateway()
+            session,
+            publisher=ctx.after_commit,
+            order_id=order_id,
+            user=user,
+            gateway=payments.FakeGateway(),
         )
         for status in ("processing", "shipped"):
-            await orders.update_status(session, order_id=order_id, status=status)
+            await orders.update_status(
+                session, publisher=ctx.after_commit, order_id=order_id, status=status
+            )
         timeline = await orders.get_order_events(session, order_id=order_id, user=user)
     return [event.id for event in timeline]

@@ -1,16 +1,15 @@
 """The one path for what follows a committed write: invalidate cached catalog responses
 and publish events.
 
-Each context builds one `AfterCommit` and its sessionmaker (and Transactions) carry it,
-so a service reaches it from its session (`after_commit(session)`) and hands it what it
-changed once its transaction has committed. A failure here is logged and never raised:
-the write stands, and the response must show it.
+Each context builds one `AfterCommit` (`ctx.after_commit`); a service that writes takes
+it as its `publisher` argument and hands it what it changed once its transaction has
+committed. A failure here is logged and never raised: the write stands, and the
+response must show it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import Any, Protocol
+from collections.abc import Iterable
 
 import structlog
 
@@ -22,7 +21,6 @@ log = structlog.get_logger(__name__)
 
 # Cache group of every catalog response (categories, product lists and details).
 CATALOG_CACHE_GROUP = "catalog"
-_SESSION_KEY = "after_commit"
 
 
 class AfterCommit:
@@ -47,21 +45,3 @@ class AfterCommit:
                 await self.hub.publish(event)
             except Exception:
                 log.exception("event_publish_failed", channel=event.channel)
-
-    def session_info(self) -> dict[str, object]:
-        """What a sessionmaker puts in every session's `info` (and Transactions in theirs)
-        for `after_commit()`."""
-        return {_SESSION_KEY: self}
-
-
-class _Carrier(Protocol):
-    @property
-    def info(self) -> Mapping[str, Any]: ...
-
-
-def after_commit(carrier: _Carrier) -> AfterCommit:
-    """The publisher of the context that made `carrier` (a session, or Transactions)."""
-    publisher = carrier.info[_SESSION_KEY]
-    # make_sessionmaker or Transactions put it there; the assert only narrows the type.
-    assert isinstance(publisher, AfterCommit)  # nosec B101
-    return publisher

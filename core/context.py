@@ -12,13 +12,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from core.after_commit import AfterCommit
 from core.cache import ResponseCache
 from core.config import Settings
+from core.direct import Transactions
 from core.hub import Hub
 from core.mail import MailBackend
 from core.metrics import Metrics
 from core.payments import PaymentGateway
 from core.ratelimit import RateLimiter
 from core.sockets import OpenSockets
-from core.direct import Transactions
 
 
 @dataclass

@@ -329,17 +329,14 @@ class BoundedSession(AsyncSession):
     invalidate = _bounded(AsyncSession.invalidate)
 
 
-def make_sessionmaker(
-    engine: AsyncEngine, *, timeout: float, info: dict[str, Any] | None = None
-) -> async_sessionmaker[AsyncSession]:
+def make_sessionmaker(engine: AsyncEngine, *, timeout: float) -> async_sessionmaker[AsyncSession]:
     """Sessions on `engine` whose round trips give up after `timeout` seconds
-    (BoundedSession); `info` is copied into every session's `Session.info`."""
+    (BoundedSession)."""
     # expire_on_commit=False: objects stay readable after commit without a lazy load.
     sessionmaker: async_sessionmaker[AsyncSession] = async_sessionmaker(
         engine,
         class_=BoundedSession,
         expire_on_commit=False,
-        info=info,
         database_timeout=timeout,
     )
     return sessionmaker

@@ -41,7 +41,9 @@ class CategoriesHandler(BaseHandler):
     async def post(self) -> None:
         data = self.parse_body(CategoryIn)
         async with self.ctx.sessionmaker() as session:
-            category = await catalog.create_category(session, data=data)
+            category = await catalog.create_category(
+                session, publisher=self.ctx.after_commit, data=data
+            )
         self.write_json(CategoryOut.model_validate(category), status=201)
 
 
@@ -63,7 +65,9 @@ class CategoryHandler(BaseHandler):
     async def patch(self, slug: str) -> None:
         changes = self.parse_body(CategoryUpdate)
         async with self.ctx.sessionmaker() as session:
-            category = await catalog.update_category(session, slug=slug, changes=changes)
+            category = await catalog.update_category(
+                session, publisher=self.ctx.after_commit, slug=slug, changes=changes
+            )
         self.write_json(CategoryOut.model_validate(category))
 
     @endpoint(
@@ -74,7 +78,7 @@ class CategoryHandler(BaseHandler):
     )
     async def delete(self, slug: str) -> None:
         async with self.ctx.sessionmaker() as session:
-            await catalog.delete_category(session, slug=slug)
+            await catalog.delete_category(session, publisher=self.ctx.after_commit, slug=slug)
         self.no_content()
 
 
@@ -103,7 +107,9 @@ class ProductsHandler(BaseHandler):
     async def post(self) -> None:
         data = self.parse_body(ProductIn)
         async with self.ctx.sessionmaker() as session:
-            product = await catalog.create_product(session, data=data)
+            product = await catalog.create_product(
+                session, publisher=self.ctx.after_commit, data=data
+            )
         self.write_json(ProductOut.model_validate(product), status=201)
 
 
@@ -128,13 +134,15 @@ class ProductHandler(BaseHandler):
     async def patch(self, slug: str) -> None:
         changes = self.parse_body(ProductUpdate)
         async with self.ctx.sessionmaker() as session:
-            product = await catalog.update_product(session, slug=slug, changes=changes)
+            product = await catalog.update_product(
+                session, publisher=self.ctx.after_commit, slug=slug, changes=changes
+            )
         self.write_json(ProductOut.model_validate(product))
 
     @endpoint("Delete a product", status=204, auth="staff", errors=(404,))
     async def delete(self, slug: str) -> None:
         async with self.ctx.sessionmaker() as session:
-            await catalog.delete_product(session, slug=slug)
+            await catalog.delete_product(session, publisher=self.ctx.after_commit, slug=slug)
         self.no_content()
 
 

@@ -59,6 +59,7 @@ class OrdersHandler(BaseHandler):
         data = self.parse_body(OrderCreate)
         placed = await checkout.create_order_from_cart(
             self.ctx.transactions,
+            publisher=self.ctx.after_commit,
             user_id=self.require_claims().user_id,
             shipping_address=data.shipping_address.model_dump(),
             discount_code=data.discount_code,
@@ -106,6 +107,7 @@ class OrderCancelHandler(BaseHandler):
         async with self.ctx.sessionmaker() as session:
             order = await orders.cancel_order(
                 session,
+                publisher=self.ctx.after_commit,
                 order_id=int(order_id),
                 user=self.require_user(),
                 refunds=self.ctx.payments,
@@ -126,6 +128,7 @@ class OrderPayHandler(BaseHandler):
         async with self.ctx.sessionmaker() as session:
             payment = await payments.start_payment(
                 session,
+                publisher=self.ctx.after_commit,
                 order_id=int(order_id),
                 user=self.require_user(),
                 gateway=self.ctx.payments,
@@ -153,6 +156,7 @@ class OrderStatusHandler(BaseHandler):
         async with self.ctx.sessionmaker() as session:
             order = await orders.update_status(
                 session,
+                publisher=self.ctx.after_commit,
                 order_id=int(order_id),
                 status=data.status,
             )

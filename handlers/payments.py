@@ -29,7 +29,9 @@ class StripeWebhookHandler(BaseHandler):
         )
         event = self.parse_body(StripeEventIn)  # only once the signature holds
         async with self.ctx.sessionmaker() as session:
-            await payments.apply_webhook_event(session, event=event, gateway=self.ctx.payments)
+            await payments.apply_webhook_event(
+                session, publisher=self.ctx.after_commit, event=event, gateway=self.ctx.payments
+            )
         self.write_json({"received": True})
 
 

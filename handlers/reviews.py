@@ -37,7 +37,9 @@ class ProductReviewsHandler(BaseHandler):
         await self.ctx.limiter.hit(self.ctx.settings.review_rate_limit, "review", str(user.id))
         data = self.parse_body(ReviewIn)
         async with self.ctx.sessionmaker() as session:
-            review = await reviews.create_review(session, user=user, product_slug=slug, data=data)
+            review = await reviews.create_review(
+                session, publisher=self.ctx.after_commit, user=user, product_slug=slug, data=data
+            )
         self.write_json(ReviewOut.model_validate(review), status=201)
 
 
@@ -54,6 +56,7 @@ class ReviewHandler(BaseHandler):
         async with self.ctx.sessionmaker() as session:
             review = await reviews.update_review(
                 session,
+                publisher=self.ctx.after_commit,
                 user=self.require_user(),
                 review_id=int(review_id),
                 changes=changes,
@@ -63,7 +66,12 @@ class ReviewHandler(BaseHandler):
     @endpoint("Delete a review (author or staff)", status=204, auth="user", errors=(403, 404))
     async def delete(self, review_id: str) -> None:
         async with self.ctx.sessionmaker() as session:
-            await reviews.delete_review(session, user=self.require_user(), review_id=int(review_id))
+            await reviews.delete_review(
+                session,
+                publisher=self.ctx.after_commit,
+                user=self.require_user(),
+                review_id=int(review_id),
+            )
         self.no_content()
 
 

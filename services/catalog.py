@@ -23,7 +23,7 @@ from sqlalchemy.orm import joinedload
 from sqlalchemy.orm.interfaces import ORMOption
 
 from core import errors
-from core.after_commit import CATALOG_CACHE_GROUP, after_commit
+from core.after_commit import CATALOG_CACHE_GROUP, AfterCommit
 from core.cache import ResponseCache
 from core.messages import CATEGORY_IN_USE, CATEGORY_UNKNOWN, FieldMessage
 from models.base import utcnow
@@ -140,16 +140,20 @@ async def category_detail(sessionmaker: Sessions, *, cache: ResponseCache, slug:
     return await cache.get_or_load(CATALOG_CACHE_GROUP, cache_key("category", {"slug": slug}), load)
 
 
-async def create_category(session: AsyncSession, *, data: CategoryIn) -> Category:
+async def create_category(
+    session: AsyncSession, *, publisher: AfterCommit, data: CategoryIn
+) -> Category:
     """Raises Conflict when the given slug is taken (a generated one is made unique)."""
     category = Category(name=data.name)
     async with session.begin():
         await insert_with_slug(session, category, requested=data.slug, name=data.name)
-    await after_commit(session).catalog_changed()
+    await publisher.catalog_changed()
     return category
 
 
-async def update_category(session: AsyncSession, *, slug: str, changes: CategoryUpdate) -> Category:
+async def update_category(
+    session: AsyncSession, *, publisher: AfterCommit, slug: str, changes: CategoryUpdate
+) -> Category:
     """Raises NotFound (unknown slug) or Conflict (new slug taken)."""
     async with session.begin():
         category = await session.scalar(select(Category).where(Category.slug == slug))
@@ -158,11 +162,11 @@ async def update_category(session: AsyncSession, *, slug: str, changes: Category
         for name, value in changes.model_dump(exclude_unset=True).items():
             setattr(category, name, value)
         await flush_slug(session)
-    await after_commit(session).catalog_changed()
+    await publisher.catalog_changed()
     return category
 
 
-async def delete_category(session: AsyncSession, *, slug: str) -> None:
+async def delete_category(session: AsyncSession, *, publisher: AfterCommit, slug: str) -> None:
     """Its products stay, without a category. Raises NotFound, or Conflict while a
     discount is limited to the category."""
     try:
@@ -172,7 +176,7 @@ async def delete_category(session: AsyncSession, *, slug: str) -> None:
                 raise errors.NotFound()
     except IntegrityError as error:  # the discounts' foreign key is ON DELETE RESTRICT
         raise errors.Conflict(CATEGORY_IN_USE) from error
-    await after_commit(session).catalog_changed()
+    await publisher.catalog_changed()
 
 
 # --- products --------------------------------------------------------------------------
@@ -257,7 +261,9 @@ async def product_detail(
     return await cache.get_or_load(CATALOG_CACHE_GROUP, key, load)
 
 
-async def create_product(session: AsyncSession, *, data: ProductIn) -> Product:
+async def create_product(
+    session: AsyncSession, *, publisher: AfterCommit, data: ProductIn
+) -> Product:
     """Raises ValidationFailed (unknown category) or Conflict (given slug taken)."""
     values = data.model_dump(exclude={"slug", "category", "price"})
     async with session.begin():
@@ -267,11 +273,13 @@ async def create_product(session: AsyncSession, *, data: ProductIn) -> Product:
             category=await resolve_category(session, data.category),
         )
         await insert_with_slug(session, product, requested=data.slug, name=data.name)
-    await after_commit(session).catalog_changed()
+    await publisher.catalog_changed()
     return product
 
 
-async def update_product(session: AsyncSession, *, slug: str, changes: ProductUpdate) -> Product:
+async def update_product(
+    session: AsyncSession, *, publisher: AfterCommit, slug: str, changes: ProductUpdate
+) -> Product:
     """Apply the fields that were sent. A changed stock is announced to inventory
     listeners. The slug only changes when sent (renaming keeps links working).
 
@@ -287,17 +295,17 @@ async def update_product(session: AsyncSession, *, slug: str, changes: ProductUp
         await flush_slug(session)
     if "stock" in values:
         level = StockLevel(slug=product.slug, stock=product.stock)
-        await after_commit(session).publish(stock_events([level], utcnow()))
+        await publisher.publish(stock_events([level], utcnow()))
     else:
-        await after_commit(session).catalog_changed()
+        await publisher.catalog_changed()
     return product
 
 
-async def delete_product(session: AsyncSession, *, slug: str) -> None:
+async def delete_product(session: AsyncSession, *, publisher: AfterCommit, slug: str) -> None:
     """Its reviews and cart lines go with it; placed orders keep their snapshots.
     Raises NotFound."""
     async with session.begin():
         deleted = await session.execute(delete(Product).where(Product.slug == slug))
         if deleted.rowcount == 0:  # type: ignore[attr-defined]
             raise errors.NotFound()
-    await after_commit(session).catalog_changed()
+    await publisher.catalog_changed()

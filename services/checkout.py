@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 
 from core import errors
-from core.after_commit import after_commit
+from core.after_commit import AfterCommit
 from core.db import retry_on_deadlock
 from core.direct import Direct, Transactions
 from core.emails import ORDER_CONFIRMATION
@@ -45,6 +45,7 @@ class PlacedOrder:
 async def create_order_from_cart(
     transactions: Transactions,
     *,
+    publisher: AfterCommit,
     user_id: int,
     shipping_address: Mapping[str, Any],
     discount_code: str | None = None,
@@ -81,7 +82,7 @@ async def create_order_from_cart(
             return earlier, None
 
     order, change = await retry_on_deadlock(attempt)
-    await after_commit(transactions).publish(events_of([change]))
+    await publisher.publish(events_of([change]))
     return PlacedOrder(order=order, created=change is not None)
 
 

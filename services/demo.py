@@ -16,7 +16,7 @@ from slugify import slugify
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.after_commit import after_commit
+from core.after_commit import AfterCommit
 from core.security import hash_password
 from models.accounts import User
 from models.base import utcnow
@@ -106,7 +106,9 @@ class SeedReport:
     documented: bool = False
 
 
-async def seed_demo(session: AsyncSession, *, documented_passwords: bool = False) -> SeedReport:
+async def seed_demo(
+    session: AsyncSession, *, publisher: AfterCommit, documented_passwords: bool = False
+) -> SeedReport:
     """Add whatever part of the demo catalogue and demo users is missing (one
     transaction); returns what was added. With `documented_passwords` (DEBUG), the demo
     users get (again) the passwords of DOCUMENTED_PASSWORDS; otherwise a new user gets
@@ -119,7 +121,7 @@ async def seed_demo(session: AsyncSession, *, documented_passwords: bool = False
         for email, staff in ((STAFF_EMAIL, True), (SHOPPER_EMAIL, False)):
             password = DOCUMENTED_PASSWORDS[email] if documented_passwords else None
             await _ensure_user(session, email, staff=staff, password=password, report=report)
-    await after_commit(session).catalog_changed()
+    await publisher.catalog_changed()
     return report
 
 

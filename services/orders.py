@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from core import errors
-from core.after_commit import after_commit
+from core.after_commit import AfterCommit
 from core.db import retry_on_deadlock
 from core.direct import direct
 from core.events import OrderStatusChanged
@@ -170,6 +170,7 @@ class Refunds(Protocol):
 async def cancel_order(
     session: AsyncSession,
     *,
+    publisher: AfterCommit,
     order_id: int,
     user: User,
     refunds: Refunds | None,
@@ -193,7 +194,7 @@ async def cancel_order(
             return await require_order(session, order_id, user), change
 
     order, change = await retry_on_deadlock(attempt)
-    await after_commit(session).publish(events_of([change]))
+    await publisher.publish(events_of([change]))
     if change is not None and change.previous == PAID:
         await request_refund(refunds, payment_intent_id=order.payment_intent_id, order_id=order.id)
     return order
@@ -214,7 +215,12 @@ async def request_refund(
 
 
 async def update_status(
-    session: AsyncSession, *, order_id: int, status: str, now: datetime | None = None
+    session: AsyncSession,
+    *,
+    publisher: AfterCommit,
+    order_id: int,
+    status: str,
+    now: datetime | None = None,
 ) -> Order:
     """Staff move a paid order along processing -> shipped -> delivered.
 
@@ -236,12 +242,16 @@ async def update_status(
             return await require_order(session, order_id, None), change
 
     order, change = await retry_on_deadlock(attempt)
-    await after_commit(session).publish(events_of([change]))
+    await publisher.publish(events_of([change]))
     return order
 
 
 async def expire_unpaid_orders(
-    session: AsyncSession, *, timeout_seconds: int, now: datetime | None = None
+    session: AsyncSession,
+    *,
+    publisher: AfterCommit,
+    timeout_seconds: int,
+    now: datetime | None = None,
 ) -> int:
     """Expire `pending_payment` orders older than `timeout_seconds`, putting their stock
     back; returns how many this call expired. Safe from several processes at once:
@@ -261,7 +271,7 @@ async def expire_unpaid_orders(
     expired = 0
     for order_id in due:
         change = await retry_on_deadlock(partial(_expire, session, order_id, now))
-        await after_commit(session).publish(events_of([change]))
+        await publisher.publish(events_of([change]))
         expired += change is not None
     return expired
 

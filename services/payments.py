@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import errors
-from core.after_commit import after_commit
+from core.after_commit import AfterCommit
 from core.config import Settings
 from core.db import retry_on_deadlock
 from core.direct import direct
@@ -54,6 +54,7 @@ FAKE_OUTCOMES = {
 async def start_payment(
     session: AsyncSession,
     *,
+    publisher: AfterCommit,
     order_id: int,
     user: User,
     gateway: PaymentGateway | None,
@@ -87,7 +88,7 @@ async def start_payment(
             return order, change
 
     order, change = await retry_on_deadlock(attempt)
-    await after_commit(session).publish(order_status.events_of([change]))
+    await publisher.publish(order_status.events_of([change]))
     payment = await gateway.create_payment_intent(
         PaymentFor(order.id, order.total_cents, order.currency, order.created_at)
     )
@@ -105,7 +106,7 @@ async def start_payment(
             type=FAKE_OUTCOMES[fake_outcome],
             data=StripeEventDataIn(object=paid),
         )
-        await apply_webhook_event(session, event=event, gateway=gateway)
+        await apply_webhook_event(session, event=event, gateway=gateway, publisher=publisher)
     return payment
 
 
@@ -131,6 +132,7 @@ def verify_webhook_signature(*, payload: bytes, signature: str | None, settings:
 async def apply_webhook_event(
     session: AsyncSession,
     *,
+    publisher: AfterCommit,
     event: StripeEventIn,
     gateway: PaymentGateway | None,
     now: datetime | None = None,
@@ -185,7 +187,7 @@ async def apply_webhook_event(
     except IntegrityError:  # the event id is the only unique key `apply` inserts
         log.info("stripe_event_replayed", event_id=event_id, event_type=event_type)
         return
-    await after_commit(session).publish(order_status.events_of([change]))
+    await publisher.publish(order_status.events_of([change]))
     if too_late and target == order_status.PAID:
         # The money arrived for an order that can no longer be fulfilled (expired or
         # cancelled, or failed and its stock sold since): the payment goes back.

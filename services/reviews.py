@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
 from core import errors
-from core.after_commit import after_commit
+from core.after_commit import AfterCommit
 from core.messages import REVIEW_EXISTS
 from models.accounts import User
 from models.catalog import Product, Review
@@ -51,7 +51,7 @@ async def review_page(
 
 
 async def create_review(
-    session: AsyncSession, *, user: User, product_slug: str, data: ReviewIn
+    session: AsyncSession, *, publisher: AfterCommit, user: User, product_slug: str, data: ReviewIn
 ) -> Review:
     """Raises NotFound (unknown product; inactive unless staff) or Conflict (the user
     has reviewed this product already)."""
@@ -68,13 +68,14 @@ async def create_review(
             await session.refresh(review, ["author"])
     except IntegrityError as error:
         raise errors.Conflict(REVIEW_EXISTS) from error
-    await after_commit(session).catalog_changed()
+    await publisher.catalog_changed()
     return review
 
 
 async def update_review(
     session: AsyncSession,
     *,
+    publisher: AfterCommit,
     user: User,
     review_id: int,
     changes: ReviewUpdate,
@@ -87,18 +88,20 @@ async def update_review(
             setattr(review, name, value)
         await session.flush()
         await _recompute_rating(session, review.product_id)
-    await after_commit(session).catalog_changed()
+    await publisher.catalog_changed()
     return review
 
 
-async def delete_review(session: AsyncSession, *, user: User, review_id: int) -> None:
+async def delete_review(
+    session: AsyncSession, *, publisher: AfterCommit, user: User, review_id: int
+) -> None:
     """Raises NotFound or PermissionDenied (neither the author nor staff)."""
     async with session.begin():
         review = await _editable_review(session, user, review_id)
         await session.delete(review)
         await session.flush()
         await _recompute_rating(session, review.product_id)
-    await after_commit(session).catalog_changed()
+    await publisher.catalog_changed()
 
 
 async def _editable_review(session: AsyncSession, user: User, review_id: int) -> Review:

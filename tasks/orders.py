@@ -10,6 +10,7 @@ async def expire_orders(ctx: AppContext) -> dict[str, int]:
     async with ctx.sessionmaker() as session:
         expired = await expire_unpaid_orders(
             session,
+            publisher=ctx.after_commit,
             timeout_seconds=ctx.settings.order_payment_timeout,
         )
     return {"expired": expired} if expired else {}

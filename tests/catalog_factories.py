@@ -20,7 +20,9 @@ from tests.client import Response
 
 async def create_category(ctx: AppContext, name: str = "Lighting") -> Category:
     async with ctx.sessionmaker() as session:
-        return await catalog.create_category(session, data=CategoryIn(name=name))
+        return await catalog.create_category(
+            session, publisher=ctx.after_commit, data=CategoryIn(name=name)
+        )
 
 
 async def create_product(
@@ -44,7 +46,7 @@ async def create_product(
         }
     )
     async with ctx.sessionmaker() as session:
-        return await catalog.create_product(session, data=data)
+        return await catalog.create_product(session, publisher=ctx.after_commit, data=data)
 
 
 async def create_discount(

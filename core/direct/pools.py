@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import partial
@@ -44,9 +44,7 @@ class Transactions:
     the engine's connections are; on SQLite, the engine's pool.
     """
 
-    def __init__(
-        self, engine: AsyncEngine, *, timeout: float, info: Mapping[str, Any], pool_size: int
-    ) -> None:
+    def __init__(self, engine: AsyncEngine, *, timeout: float, pool_size: int) -> None:
         self._engine = engine
         self._timeout = timeout
         begin = explicit_begin(engine.dialect)
@@ -56,7 +54,6 @@ class Transactions:
             if engine.dialect.name == "sqlite"
             else DriverPool(engine, size=pool_size, timeout=timeout)
         )
-        self.info = info  # for after_commit(), as a session's
 
     @property
     def in_use(self) -> int:

@@ -95,7 +95,12 @@ async def test_every_kind_of_stock_change_is_pushed(client: ApiClient, ctx: AppC
         assert await next_stock() == ("brass-lamp", 8, True)
         async with ctx.sessionmaker() as session:
             later = utcnow() + timedelta(hours=2)
-            assert await expire_unpaid_orders(session, timeout_seconds=60, now=later) == 1
+            assert (
+                await expire_unpaid_orders(
+                    session, publisher=ctx.after_commit, timeout_seconds=60, now=later
+                )
+                == 1
+            )
         assert await next_stock() == ("brass-lamp", 10, True)
 
         # Staff set it by hand.

@@ -21,7 +21,7 @@ async def row_counts(ctx: AppContext) -> list[int]:
 
 async def test_seeding_twice_adds_the_catalogue_once_and_keeps_edits(ctx: AppContext) -> None:
     async with ctx.sessionmaker() as session:
-        first = await seed_demo(session)
+        first = await seed_demo(session, publisher=ctx.after_commit)
     assert (first.categories, first.products, first.discounts) == (5, 50, 2)
     assert set(first.new_users) == {STAFF_EMAIL, SHOPPER_EMAIL}
     async with ctx.sessionmaker() as session, session.begin():
@@ -30,7 +30,7 @@ async def test_seeding_twice_adds_the_catalogue_once_and_keeps_edits(ctx: AppCon
         lamp.price_cents = 1
 
     async with ctx.sessionmaker() as session:
-        second = await seed_demo(session)
+        second = await seed_demo(session, publisher=ctx.after_commit)
     assert (second.categories, second.products, second.discounts, second.new_users) == (
         0,
         0,

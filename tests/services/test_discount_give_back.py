@@ -64,7 +64,12 @@ async def test_an_expired_order_gives_its_use_back(client: ApiClient, ctx: AppCo
     assert await uses(ctx) == 3
     async with ctx.sessionmaker() as session:
         later = utcnow() + timedelta(hours=2)
-        assert await expire_unpaid_orders(session, timeout_seconds=60, now=later) == 1
+        assert (
+            await expire_unpaid_orders(
+                session, publisher=ctx.after_commit, timeout_seconds=60, now=later
+            )
+            == 1
+        )
     assert await uses(ctx) == 2
 
 

@@ -41,6 +41,7 @@ async def checkout(
 ) -> PlacedOrder:
     return await create_order_from_cart(
         ctx.transactions,
+        publisher=ctx.after_commit,
         user_id=user.id,
         shipping_address=ADDRESS,
         discount_code=code,

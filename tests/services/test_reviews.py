@@ -28,6 +28,7 @@ async def reviewed(ctx: AppContext, user: User, product: Product, rating: int) -
     async with ctx.sessionmaker() as session:
         return await create_review(
             session,
+            publisher=ctx.after_commit,
             user=user,
             product_slug=product.slug,
             data=ReviewIn(rating=rating, title="Review"),

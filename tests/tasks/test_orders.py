@@ -84,7 +84,9 @@ async def test_two_runs_at_once_expire_each_order_once(client: ApiClient, ctx: A
 
     async def run() -> int:
         async with ctx.sessionmaker() as session:
-            return await expire_unpaid_orders(session, timeout_seconds=60)
+            return await expire_unpaid_orders(
+                session, publisher=ctx.after_commit, timeout_seconds=60
+            )
 
     results = await asyncio.gather(run(), run())
 
