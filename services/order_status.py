@@ -38,7 +38,7 @@ REFUNDED = "refunded"
 NEXT_STATUSES: Mapping[str, frozenset[str]] = {
     PENDING_PAYMENT: frozenset({PAID, PAYMENT_FAILED, CANCELLED, EXPIRED}),
     PAID: frozenset({PROCESSING, CANCELLED, REFUNDED}),
-    # Paying again, or a payment that succeeds late, takes the stock back (DESIGN §5).
+    # Paying again, or a payment that succeeds late, takes the stock back (docs/api.md, Orders).
     PAYMENT_FAILED: frozenset({PENDING_PAYMENT, PAID, CANCELLED}),
     PROCESSING: frozenset({SHIPPED}),
     SHIPPED: frozenset({DELIVERED}),
