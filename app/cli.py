@@ -36,7 +36,7 @@ def migrate(settings: Settings) -> None:
 
 def _run(settings: Settings, job: Callable[[AppContext], Awaitable[Any]]) -> Any:
     """`job` on uvloop with the application's context: the asyncio loop written in C
-    took a tenth off the server's CPU per checkout (README, Design decisions)."""
+    took a tenth off the server's CPU per checkout (docs/decisions.md, uvloop)."""
     return uvloop.run(_with_context(settings, job))
 
 

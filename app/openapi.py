@@ -25,7 +25,7 @@ HTTP_METHODS = ("get", "post", "put", "patch", "delete")
 REF_TEMPLATE = "#/components/schemas/{model}"
 _GROUP = re.compile(r"\(\?P<(\w+)>([^)]*)\)")
 _ID_GROUP = re.compile(r"\[0-9\]\{1,(\d+)\}")
-# The error codes (DESIGN §4) behind each error status an operation may answer.
+# The error codes (docs/api.md, Errors) behind each error status an operation may answer.
 ERROR_CODES = {
     400: "`validation_error` (with `fields`), `invalid_json`, or `cart_empty` at checkout",
     401: "`not_authenticated`, `invalid_credentials` or `token_expired`",

@@ -1,4 +1,4 @@
-"""Settings, read once from the environment at start (see README for the table)."""
+"""Settings, read once from the environment at start (see docs/api.md for the table)."""
 
 from __future__ import annotations
 

@@ -56,7 +56,7 @@ class DatabaseTimeout(TimeoutError):
 
 
 def make_engine(database_url: str, *, timeout: float | None) -> AsyncEngine:
-    """Create the engine, tuned per backend (see README, "Data layer").
+    """Create the engine, tuned per backend (see docs/decisions.md).
 
     `timeout` (DATABASE_TIMEOUT, seconds) bounds connecting, pool checkout, each
     statement on MariaDB/MySQL and each lock wait on SQLite. None leaves statements

@@ -20,7 +20,7 @@ INVENTORY_CHANNEL = "inventory"
 CHANNELS = (ORDERS_CHANNEL, INVENTORY_CHANNEL)
 _FIN_TEXT = 0x81  # a final frame (FIN bit) carrying text (opcode 1)
 
-# Websocket close codes (DESIGN §6).
+# Websocket close codes (docs/websockets.md, Close codes).
 GOING_AWAY = 1001
 INTERNAL_ERROR = 1011
 TRY_AGAIN_LATER = 1013  # too slow a reader, or no turn to start within a wait

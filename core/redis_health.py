@@ -1,7 +1,7 @@
 """What this process knows of Redis answering, shared by everything that uses it: the
 response cache, the rate limiter and the events hub.
 
-Redis is an accelerator, never a single point of failure (DESIGN §4): when a call to it
+Redis is an accelerator, never a single point of failure (docs/api.md): when a call to it
 fails, its user falls back (cache bypassed, limits counted in-process, events delivered
 locally) and reports the failure here. Every call that failed or was skipped is counted
 in `shop_redis_failures{use=...}`; one warning is logged when an outage begins and one

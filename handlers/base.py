@@ -285,7 +285,7 @@ class BaseHandler(tornado.web.RequestHandler):
         self.finish(body)
 
     def write_page(self, results: list[Any], *, count: int, params: Pagination) -> None:
-        """The list envelope of DESIGN §4 with absolute next/previous links."""
+        """The list envelope (docs/api.md, Lists and paging) with absolute next/previous links."""
         self.write_encoded_page(encode_json(results), count=count, params=params)
 
     def write_encoded_page(self, results_json: bytes, *, count: int, params: Pagination) -> None:

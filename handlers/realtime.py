@@ -1,4 +1,4 @@
-"""Websocket channels (DESIGN §6): /ws/orders and /ws/inventory.
+"""Websocket channels (docs/websockets.md): /ws/orders and /ws/inventory.
 
 Publishing never waits on a socket. Each event is framed once (`Message.websocket_frame`)
 and its bytes are handed to every listening socket's stream, which writes them as the
@@ -58,7 +58,7 @@ SEND_BUFFER_BYTES = 64 * 1024
 
 
 class Refused(Exception):
-    """Ends a socket before it starts listening, with a close code of DESIGN §6."""
+    """Ends a socket before it starts listening, with a close code of docs/websockets.md."""
 
     def __init__(self, code: int, reason: str) -> None:
         super().__init__(reason)

@@ -1,4 +1,4 @@
-"""/track: the shoppers' order tracking page (DESIGN §6), static files read once at start."""
+"""/track: the shoppers' order tracking page (docs/websockets.md): static files read at start."""
 
 from __future__ import annotations
 

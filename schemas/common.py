@@ -35,7 +35,7 @@ def cents_to_str(cents: int) -> str:
 
 def parse_money(value: Any) -> int:
     """A decimal string with at most two places -> integer cents. A JSON number is
-    refused: money travels as a string (DESIGN §4), so no float ever rounds it.
+    refused: money travels as a string (docs/api.md), so no float ever rounds it.
 
     Raises the `money_invalid` error (translated through core/messages.py).
     """

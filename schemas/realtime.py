@@ -1,4 +1,4 @@
-"""The query parameters of the websocket channels (DESIGN §6)."""
+"""The query parameters of the websocket channels (docs/websockets.md)."""
 
 from __future__ import annotations
 

@@ -31,7 +31,7 @@ from tests.client import ApiClient
 from tests.conftest import TEST_SECRET_KEY
 
 ROOT = Path(__file__).resolve().parent.parent
-# `serve()` exits within 10 s of SIGTERM (DESIGN §6); a stop waits that long, then kills.
+# `serve()` exits within 10 s of SIGTERM (docs/websockets.md); a stop waits that long, then kills.
 EXIT_SECONDS = 10.0
 START_SECONDS = 30.0
 POLL_SECONDS = 0.05

@@ -1,4 +1,4 @@
-"""Redis is an accelerator, never a single point of failure (DESIGN §4): with the app's
+"""Redis is an accelerator, never a single point of failure (docs/api.md): with the app's
 Redis killed, frozen or restarted, every request still answers, and caching and shared
 rate limits come back by themselves.
 

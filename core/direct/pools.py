@@ -121,7 +121,7 @@ class DriverPool:
 
     Under 32 concurrent checkouts, the engine's pool (its overflow connections closed
     and opened again, a greenlet switch to take and to give back each) cost a tenth of
-    checkout's CPU, see README. aiomysql's pool drops a connection that the server or
+    checkout's CPU, see docs/decisions.md. aiomysql's pool drops a connection that the server or
     the network closed while it was idle before handing it out (the socket has seen its
     end), and one older than RECYCLE_SECONDS; a connection whose round trip failed is
     closed and never handed out again.

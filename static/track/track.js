@@ -1,5 +1,5 @@
 // The order tracking page: sign in, list your orders, follow their status live over
-// /ws/orders and the stock of their products over /ws/inventory (DESIGN §6).
+// /ws/orders and the stock of their products over /ws/inventory (docs/websockets.md).
 "use strict";
 
 const SESSION_KEY = "shop.track.session";

@@ -1,4 +1,4 @@
-"""Hostile input (DESIGN §4): each is a 4xx in the error format that changes nothing,
+"""Hostile input (docs/api.md): each is a 4xx in the error format that changes nothing,
 every route answers HEAD like GET and lists its methods in `Allow` on a 405, and
 verification mails cannot be asked for without limit."""
 

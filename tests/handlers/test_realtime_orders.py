@@ -108,7 +108,7 @@ async def test_shoppers_hear_their_own_orders_and_staff_hear_every_order(
     alice, bob = await shoppers(ctx, 2)
     staff = await log_in(client, ctx, "staff@example.com", staff=True)
     # since=0: a socket hears what is committed after it connects even before the
-    # server has finished opening it (clients resume from what they read, DESIGN §5).
+    # server has finished opening it (clients resume from what they read, docs/websockets.md).
     async with (
         open_socket(client, ORDERS, token=alice.token, since=0) as alice_socket,
         open_socket(client, ORDERS, token=bob.token, since=0) as bob_socket,

@@ -1,4 +1,4 @@
-"""The order tracking page and its assets (DESIGN §6 `GET /track`)."""
+"""The order tracking page and its assets (docs/websockets.md, /track)."""
 
 from __future__ import annotations
 

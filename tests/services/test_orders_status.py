@@ -22,7 +22,7 @@ from tests.order_factories import (
 )
 
 STATUSES = get_args(OrderStatus)
-# DESIGN §5.
+# docs/api.md, Orders.
 LEGAL = {
     ("pending_payment", "paid"),
     ("pending_payment", "payment_failed"),
