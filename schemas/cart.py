@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Sequence
+from typing import Annotated, Protocol
 
 from pydantic import BaseModel, Field
 
-from models.orders import Cart
 from schemas.common import MoneyOut, RequestModel
-from services.cart import MAX_LINE_QUANTITY
+
+# One line holds at most this many of a product: plenty for a shopper, and a typo
+# (1000 instead of 10) is refused instead of being reserved at checkout.
+MAX_LINE_QUANTITY = 99
 
 Quantity = Annotated[int, Field(strict=True, ge=1, le=MAX_LINE_QUANTITY)]
 
@@ -31,6 +34,35 @@ class CartLineOut(BaseModel):
     available: int
 
 
+class CartProductFields(Protocol):
+    """What a cart line shows of its product (a Product)."""
+
+    @property
+    def slug(self) -> str: ...
+    @property
+    def price_cents(self) -> int: ...
+    @property
+    def currency(self) -> str: ...
+    @property
+    def stock(self) -> int: ...
+    @property
+    def is_active(self) -> bool: ...
+
+
+class CartItemFields(Protocol):
+    @property
+    def quantity(self) -> int: ...
+    @property
+    def product(self) -> CartProductFields: ...
+
+
+class CartFields(Protocol):
+    """What CartOut shows of a cart: a Cart with its items and their products loaded."""
+
+    @property
+    def items(self) -> Sequence[CartItemFields]: ...
+
+
 class CartOut(BaseModel):
     items: list[CartLineOut]
     subtotal: MoneyOut
@@ -38,9 +70,9 @@ class CartOut(BaseModel):
     currency: str | None
 
     @classmethod
-    def of(cls, cart: Cart | None) -> CartOut:
+    def of(cls, cart: CartFields | None) -> CartOut:
         """The cart at current catalog prices (a user without a cart has an empty one)."""
-        items = cart.items if cart is not None else []
+        items: Sequence[CartItemFields] = cart.items if cart is not None else []
         lines = [
             CartLineOut(
                 product=item.product.slug,

@@ -10,7 +10,6 @@ import babel
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic_core import PydanticCustomError
 
-from models.orders import OrderEvent
 from schemas.common import AwareDatetime, MoneyOut, PageParams, RequestModel, UtcDatetime
 
 # CLDR (through Babel) knows every ISO 3166-1 alpha-2 code plus a few of its own:
@@ -212,13 +211,24 @@ class OrderOut(BaseModel):
         )
 
 
+class OrderEventFields(Protocol):
+    """What OrderEventOut shows of a timeline row (an OrderEvent)."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def created_at(self) -> datetime: ...
+
+
 class OrderEventOut(BaseModel):
     id: int
     status: OrderStatus
     at: UtcDatetime
 
     @classmethod
-    def of(cls, event: OrderEvent) -> OrderEventOut:
+    def of(cls, event: OrderEventFields) -> OrderEventOut:
         return cls(id=event.id, status=cast(OrderStatus, event.status), at=event.created_at)
 
 

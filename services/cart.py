@@ -20,10 +20,7 @@ from core.messages import CART_LINE_LIMIT, CART_MIXED_CURRENCY, FieldMessage
 from models.base import utcnow
 from models.catalog import Product
 from models.orders import Cart, CartItem
-
-# One line holds at most this many of a product: plenty for a shopper, and a typo
-# (1000 instead of 10) is refused instead of being reserved at checkout.
-MAX_LINE_QUANTITY = 99
+from schemas.cart import MAX_LINE_QUANTITY
 
 
 async def get_cart(session: AsyncSession, *, user_id: int) -> Cart | None:

@@ -13,17 +13,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import insert, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from core import errors
+from core.direct import Direct
 from core.events import Event, OrderStatusChanged
 from core.messages import ORDER_STATUS_CONFLICT
-from core.sql import Direct, Statement, direct
-from models.base import table_of
-from models.orders import Order, OrderEvent
-from services.discounts import give_back_discount_use, retake_discount_use
-from services.inventory import StockLevel, put_back_stock, retake_stock, stock_events
+from services.inventory import stock_events
+from store import discounts, orders, stock
+from store.stock import StockLevel
 
 PENDING_PAYMENT = "pending_payment"
 PAID = "paid"
@@ -54,7 +50,6 @@ _ENDS_ORDER = frozenset({PAYMENT_FAILED, CANCELLED, EXPIRED, REFUNDED})
 _GIVES_BACK_DISCOUNT = frozenset({PAYMENT_FAILED, CANCELLED, EXPIRED})
 # Statuses that hold stock and the discount use again after a failed payment.
 _RECOVERS_ORDER = frozenset({PENDING_PAYMENT, PAID})
-_ADD_EVENT = Statement(insert(table_of(OrderEvent)))
 
 
 @dataclass(frozen=True)
@@ -97,15 +92,12 @@ async def record_event(
     levels: tuple[StockLevel, ...] = (),
 ) -> StatusChange:
     """Add the order's timeline row for `status` (the order's row already says it)."""
-    # A plain INSERT: the id is all that is read back, so no object goes through a flush.
-    event_id = await db.insert(
-        _ADD_EVENT, {"order_id": order_id, "status": status, "created_at": now}
-    )
+    event_id = await orders.add_event(db, order_id=order_id, status=status, now=now)
     return StatusChange(order_id, user_id, previous, status, event_id, now, levels)
 
 
 async def apply_transition(
-    session: AsyncSession, *, order_id: int, target: str, now: datetime
+    db: Direct, *, order_id: int, target: str, now: datetime
 ) -> StatusChange | None:
     """Move the order to `target` inside the caller's transaction.
 
@@ -117,11 +109,7 @@ async def apply_transition(
     caller's transaction must then roll back).
     """
     while True:  # ends: each pass finds a later status, and the machine has no cycles
-        row = (
-            await session.execute(
-                select(Order.status, Order.user_id, Order.discount_id).where(Order.id == order_id)
-            )
-        ).one_or_none()
+        row = await orders.status_of(db, order_id=order_id)
         if row is None:
             raise errors.NotFound()
         current, user_id, discount_id = row
@@ -131,25 +119,19 @@ async def apply_transition(
             raise errors.Conflict(
                 ORDER_STATUS_CONFLICT, params={"current": current, "target": target}
             )
-        moved = await session.execute(
-            update(Order)
-            .where(Order.id == order_id, Order.status == current)
-            .values(status=target, updated_at=now)
-            .execution_options(synchronize_session=False)
-        )
-        if moved.rowcount == 1:  # type: ignore[attr-defined]
+        if await orders.move_status(db, order_id=order_id, current=current, target=target, now=now):
             break
     levels: tuple[StockLevel, ...] = ()
     if current in _HOLDS_STOCK and target in _ENDS_ORDER:
-        levels = await put_back_stock(session, order_id)
+        levels = await stock.put_back_stock(db, order_id=order_id, now=now)
     if discount_id is not None and current in _HOLDS_STOCK and target in _GIVES_BACK_DISCOUNT:
-        await give_back_discount_use(session, discount_id=discount_id)
+        await discounts.uncount_use(db, discount_id=discount_id, now=now)
     if current == PAYMENT_FAILED and target in _RECOVERS_ORDER:
-        levels = await retake_stock(session, order_id, now=now)
+        levels = await stock.retake_stock(db, order_id=order_id, now=now)
         if discount_id is not None:
-            await retake_discount_use(session, discount_id=discount_id)
+            await discounts.count_use_past_limit(db, discount_id=discount_id, now=now)
     return await record_event(
-        await direct(session),
+        db,
         order_id=order_id,
         user_id=user_id,
         previous=current,
