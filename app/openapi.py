@@ -18,7 +18,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue, models_json_schema
 from pydantic_core import core_schema
 
-from handlers.base import Operation, RequestHeader
+from handlers.endpoints import Operation, RequestHeader, operation_of
 from schemas.common import ErrorOut
 
 HTTP_METHODS = ("get", "post", "put", "patch", "delete")
@@ -76,7 +76,7 @@ def build_spec(routes: list[tuple[str, type, str]], *, title: str, version: str)
         (pattern, method, op)
         for pattern, handler, _name in routes
         for method in HTTP_METHODS
-        if (op := getattr(getattr(handler, method, None), "operation", None)) is not None
+        if (op := operation_of(getattr(handler, method, None))) is not None
     ]
     refs = _register_schemas(spec, operations)
     tags: set[str] = set()

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from core import errors
-from handlers.base import BaseHandler, endpoint
+from handlers.base import BaseHandler
+from handlers.endpoints import endpoint
 from schemas.accounts import (
     EmailIn,
     LoginIn,

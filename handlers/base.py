@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 import re
 import traceback
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
-from functools import cache, wraps
+from collections.abc import Mapping
+from functools import cache
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 import structlog
@@ -30,6 +29,7 @@ from core.messages import (
     FieldMessage,
 )
 from core.security import AccessClaims, decode_access_token
+from handlers.endpoints import operation_of
 from models.accounts import User
 from schemas.common import PageParams, Pagination, encode_json
 from services import accounts
@@ -37,8 +37,6 @@ from services import accounts
 log = structlog.get_logger("shop.http")
 
 M = TypeVar("M", bound=BaseModel)
-Method = Callable[..., Awaitable[None]]
-AuthLevel = Literal["user", "staff"]
 
 API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'"
 # What a page on an allowed origin may send, and read, across origins.
@@ -73,61 +71,6 @@ def security_headers(csp: str, *, debug: bool) -> tuple[tuple[str, str], ...]:
     if not debug:
         headers.append(("Strict-Transport-Security", "max-age=31536000; includeSubDomains"))
     return tuple(headers)
-
-
-@dataclass(frozen=True)
-class RequestHeader:
-    """A request header an endpoint reads, as the OpenAPI document describes it."""
-
-    name: str
-    description: str
-    required: bool = False
-    max_length: int | None = None
-
-
-@dataclass(frozen=True)
-class Operation:
-    """What an endpoint needs and returns: enforced by `endpoint`, read by app/openapi.py."""
-
-    summary: str
-    body: type[BaseModel] | None = None
-    query: type[BaseModel] | None = None
-    response: type[BaseModel] | None = None
-    status: int = 200
-    # Other statuses answered with the same kind of body as `status`.
-    also: tuple[int, ...] = field(default=())
-    # The media type of that body: JSON (`response` describes it), or text.
-    media_type: str = "application/json"
-    auth: AuthLevel | None = None
-    # The service reads the user inside its own transaction (checkout does): prepare()
-    # only verifies the token then, and the handler passes `require_claims().user_id`.
-    # Spares a transaction per request. With auth="user" only.
-    user_read_by_service: bool = False
-    errors: tuple[int, ...] = field(default=())
-    headers: tuple[RequestHeader, ...] = field(default=())
-
-
-def endpoint(summary: str, **details: Any) -> Callable[[Method], Method]:
-    """Document a handler method and enforce its `auth` level ("user" or "staff")."""
-    operation = Operation(summary=summary, **details)
-    if operation.user_read_by_service and operation.auth != "user":
-        raise ValueError("user_read_by_service goes with auth='user'")
-
-    def decorate(method: Method) -> Method:
-        @wraps(method)
-        async def wrapper(self: BaseHandler, *args: Any, **kwargs: Any) -> None:
-            if operation.user_read_by_service:
-                self.require_claims()
-            elif operation.auth is not None:
-                user = self.require_user()
-                if operation.auth == "staff" and not user.is_staff:
-                    raise errors.PermissionDenied()
-            await method(self, *args, **kwargs)
-
-        wrapper.operation = operation  # type: ignore[attr-defined]
-        return wrapper
-
-    return decorate
 
 
 class BaseHandler(tornado.web.RequestHandler):
@@ -190,7 +133,7 @@ class BaseHandler(tornado.web.RequestHandler):
     def _user_read_by_service(self) -> bool:
         """Whether the endpoint called reads its user itself (Operation)."""
         method = getattr(self, self.request.method.lower(), None)
-        operation: Operation | None = getattr(method, "operation", None)
+        operation = operation_of(method)
         return operation is not None and operation.user_read_by_service
 
     async def head(self, *args: str, **kwargs: str) -> None:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from handlers.base import BaseHandler, endpoint
+from handlers.base import BaseHandler
+from handlers.endpoints import endpoint
 from schemas.catalog import (
     CategoryIn,
     CategoryOut,

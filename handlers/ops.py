@@ -13,7 +13,8 @@ import tornado.web
 from sqlalchemy import text
 
 from core import errors
-from handlers.base import HTML, SCRIPT, BaseHandler, endpoint, file_route, security_headers
+from handlers.base import HTML, SCRIPT, BaseHandler, file_route, security_headers
+from handlers.endpoints import endpoint
 from schemas.ops import HealthOut
 
 STATIC_DOCS = Path(__file__).resolve().parent.parent / "static" / "docs"

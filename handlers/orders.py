@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from core import errors
 from core.messages import IDEMPOTENCY_KEY_INVALID, FieldMessage
-from handlers.base import BaseHandler, RequestHeader, endpoint
+from handlers.base import BaseHandler
+from handlers.endpoints import RequestHeader, endpoint
 from schemas.common import Page
 from schemas.orders import (
     OrderCreate,

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from handlers.base import BaseHandler, RequestHeader, endpoint
+from handlers.base import BaseHandler
+from handlers.endpoints import RequestHeader, endpoint
 from schemas.orders import StripeEventIn
 from services import payments
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from handlers.base import BaseHandler, endpoint
+from handlers.base import BaseHandler
 from handlers.catalog import SLUG, viewer_is_staff
+from handlers.endpoints import endpoint
 from schemas.common import Page, PageParams
 from schemas.reviews import ReviewIn, ReviewOut, ReviewUpdate
 from services import reviews
