@@ -19,20 +19,22 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from core.events import (
-    BAD_PARAMETERS,
-    FORBIDDEN,
-    GOING_AWAY,
-    INTERNAL_ERROR,
     INVENTORY_CHANNEL,
-    NOT_AUTHENTICATED,
     ORDERS_CHANNEL,
-    TRY_AGAIN_LATER,
     InventorySnapshot,
     Message,
     OrderStatusChanged,
     Resync,
     StockChanged,
     StockLevelOut,
+)
+from core.websocket import (
+    BAD_PARAMETERS,
+    FORBIDDEN,
+    GOING_AWAY,
+    INTERNAL_ERROR,
+    NOT_AUTHENTICATED,
+    TRY_AGAIN_LATER,
 )
 from handlers.realtime import EventSocketHandler
 from schemas.realtime import InventoryFeedQuery, OrderFeedQuery

@@ -12,21 +12,13 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
+from core.websocket import frame_text
 from schemas.common import UtcDatetime
 from schemas.orders import OrderStatus
 
 ORDERS_CHANNEL = "orders"
 INVENTORY_CHANNEL = "inventory"
 CHANNELS = (ORDERS_CHANNEL, INVENTORY_CHANNEL)
-_FIN_TEXT = 0x81  # a final frame (FIN bit) carrying text (opcode 1)
-
-# Websocket close codes (DESIGN §6).
-GOING_AWAY = 1001
-INTERNAL_ERROR = 1011
-TRY_AGAIN_LATER = 1013  # too slow a reader, or no turn to start within a wait
-BAD_PARAMETERS = 4400
-NOT_AUTHENTICATED = 4401
-FORBIDDEN = 4403
 
 
 class Message(BaseModel):
@@ -43,17 +35,8 @@ class Message(BaseModel):
 
     @cached_property
     def websocket_frame(self) -> bytes:
-        """`frame` as a whole websocket text frame (RFC 6455 §5.2). A server's frames are
-        not masked, so these same bytes go to every socket (none uses compression)."""
-        payload = self.frame.encode()
-        size = len(payload)
-        if size < 126:
-            header = bytes((_FIN_TEXT, size))
-        elif size < 1 << 16:
-            header = bytes((_FIN_TEXT, 126)) + size.to_bytes(2, "big")
-        else:
-            header = bytes((_FIN_TEXT, 127)) + size.to_bytes(8, "big")
-        return header + payload
+        """`frame` as a whole websocket text frame, built once for every socket."""
+        return frame_text(self.frame.encode())
 
 
 class OrderStatusChanged(Message):

@@ -1,8 +1,9 @@
-"""Websocket channels (DESIGN §6): /ws/orders and /ws/inventory.
+"""Websocket channels (documented by app/asyncapi.py): /ws/orders and /ws/inventory.
 
-Publishing never waits on a socket. Each event is framed once (`Message.websocket_frame`)
-and its bytes are handed to every listening socket's stream, which writes them as the
-peer reads: the stream's buffer is the socket's queue. A socket with more than
+Publishing never waits on a socket. Each event is framed once (`Message.websocket_frame`,
+by core/websocket.py, which also holds the close codes used here) and its bytes are
+handed to every listening socket's stream, which writes them as the peer reads: the
+stream's buffer is the socket's queue. A socket with more than
 WS_QUEUE_LIMIT messages not yet taken by the kernel is closed with 1013. Events that
 arrive while a socket sends its first messages (replay, snapshot) are held and released
 after them, so nothing falls in between.
@@ -28,14 +29,8 @@ from tornado.iostream import IOStream
 from core import errors
 from core.context import AppContext
 from core.events import (
-    BAD_PARAMETERS,
-    FORBIDDEN,
-    GOING_AWAY,
-    INTERNAL_ERROR,
     INVENTORY_CHANNEL,
-    NOT_AUTHENTICATED,
     ORDERS_CHANNEL,
-    TRY_AGAIN_LATER,
     Event,
     InventorySnapshot,
     Message,
@@ -44,6 +39,14 @@ from core.events import (
     StockChanged,
 )
 from core.private_apis import websocket_stream
+from core.websocket import (
+    BAD_PARAMETERS,
+    FORBIDDEN,
+    GOING_AWAY,
+    INTERNAL_ERROR,
+    NOT_AUTHENTICATED,
+    TRY_AGAIN_LATER,
+)
 from models.accounts import User
 from schemas.realtime import InventoryFeedQuery, OrderFeedQuery
 from services import accounts, inventory, orders
@@ -58,7 +61,7 @@ SEND_BUFFER_BYTES = 64 * 1024
 
 
 class Refused(Exception):
-    """Ends a socket before it starts listening, with a close code of DESIGN §6."""
+    """Ends a socket before it starts listening, with a close code of core/websocket.py."""
 
     def __init__(self, code: int, reason: str) -> None:
         super().__init__(reason)
