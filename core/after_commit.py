@@ -26,7 +26,7 @@ _SESSION_KEY = "after_commit"
 
 
 class AfterCommit:
-    def __init__(self, cache: ResponseCache, hub: Hub) -> None:
+    def __init__(self, cache: ResponseCache, hub: Hub[Event]) -> None:
         self.cache = cache
         self.hub = hub
 

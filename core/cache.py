@@ -8,14 +8,15 @@ in every process, with no key scan.
 A hit needs no round trip: each process keeps a copy of its groups' generations and of
 the last RECENT_ENTRIES bodies it served (each for at most `ttl`). In memory that copy
 is all there is. With Redis, every bump is also published on the cache's channel, and
-a process trusts its copies only while it holds its subscription to that channel: it
-drops them on hearing a bump, and whenever the subscription is lost or re-made (a
-message may have been missed), and then reads the generation from Redis again.
+a process trusts its copies only while it holds its subscription to that channel (the
+loop shared by every Redis subscriber, core/redis_subscription.py): it drops them on
+hearing a bump, and whenever the subscription is lost or re-made, redis-py's own
+reconnection included (a message may have been missed), and then reads the generation
+from Redis again.
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
@@ -26,20 +27,15 @@ import structlog
 from aiocache import BaseCache, Cache
 from aiocache.serializers import NullSerializer
 from redis.asyncio import Redis
-from redis.asyncio.client import PubSub
-from redis.asyncio.connection import Connection
 
 from core.redis_health import REDIS_ERRORS, REDIS_TIMEOUT_SECONDS, RedisHealth, fail_fast_options
+from core.redis_subscription import RedisSubscription, shared_channel
 
 log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
 # Bodies kept in-process: enough for the catalog's hot pages, small enough to not matter.
 RECENT_ENTRIES = 512
-# Seconds between attempts to subscribe again while Redis is away: doubling up to the cap.
-_FIRST_RETRY, _MAX_RETRY = 0.1, 5.0
-# How long one wait for an invalidation message lasts before the loop looks again.
-_POLL_SECONDS = 1.0
 
 
 def make_cache(redis_url: str | None, *, namespace: str = "shop") -> BaseCache:
@@ -97,10 +93,6 @@ class ResponseCache:
         self.ttl = ttl
         self._health = redis_health
         self._redis = redis
-        # Pub/sub channels are shared by every database of a Redis server: the name
-        # carries REDIS_URL's database, as the hub's do.
-        database = redis.connection_pool.connection_kwargs.get("db", 0) if redis else 0
-        self._channel = f"shop:{database}:cache"
         self._groups: set[str] = set()
         self._bump_due = False
         self._outages_seen = 0
@@ -111,7 +103,19 @@ class ResponseCache:
         # Counts what made the copies stale: a generation read from the backend across a
         # change must not be kept (it may be the one before the change).
         self._changes = 0
-        self._listening: asyncio.Task[None] | None = None
+        self._channel: str | None = None
+        self._subscription: RedisSubscription | None = None
+        if redis is not None:
+            self._channel = shared_channel(redis, "cache")
+            # A bump may go unheard while redis-py reconnects: the copies are dropped then.
+            self._subscription = RedisSubscription(
+                redis,
+                [self._channel],
+                self._heard,
+                on_subscribed=self._subscribed,
+                on_lost=self._unsubscribed,
+                on_reconnected=self._forget,
+            )
 
     async def get_or_load(
         self, group: str, key: str, load: Callable[[], Awaitable[bytes]]
@@ -156,13 +160,12 @@ class ResponseCache:
     async def start(self) -> None:
         """With Redis, subscribe to the bumps of other processes (copies are not trusted
         until then)."""
-        if self._redis is not None:
-            self._listening = asyncio.create_task(self._listen())
+        if self._subscription is not None:
+            self._subscription.start()
 
     async def close(self) -> None:
-        if self._listening is not None:
-            self._listening.cancel()
-            await asyncio.gather(self._listening, return_exceptions=True)
+        if self._subscription is not None:
+            await self._subscription.close()
         await self.backend.close()
 
     def _copies_current(self) -> bool:
@@ -201,48 +204,21 @@ class ResponseCache:
     async def _bump(self, group: str) -> None:
         self._forget()  # first: a read under way must not keep the old generation
         await self.backend.increment(f"gen:{group}")
-        if self._redis is not None:
+        if self._redis is not None and self._channel is not None:
             await self._redis.publish(self._channel, group)
 
-    async def _listen(self) -> None:
-        """Hold the subscription to the bumps; subscribe again after a failure."""
-        # start() runs this only with Redis; the assert only narrows the type.
-        assert self._redis is not None  # nosec B101
-        retry = _FIRST_RETRY
-        while True:
-            try:
-                async with self._redis.pubsub() as pubsub:
-                    await pubsub.subscribe(self._channel)
-                    retry = _FIRST_RETRY
-                    await self._hear_bumps(pubsub)
-            except REDIS_ERRORS as error:
-                log.debug("cache_subscription_lost", error=str(error))
-            finally:
-                self._trusted = False
-                self._forget()
-            await asyncio.sleep(retry)
-            retry = min(retry * 2, _MAX_RETRY)
+    def _subscribed(self) -> None:
+        """Trust the copies from now on, dropping what was kept before."""
+        self._forget()
+        self._trusted = True
 
-    async def _hear_bumps(self, pubsub: PubSub) -> None:
-        """Trust the copies while subscribed, dropping them at every bump heard."""
-        connection = pubsub.connection
-        assert connection is not None  # nosec B101
-        # redis-py subscribes again by itself after a reconnection: what was published
-        # meanwhile went unheard.
-        connection.register_connect_callback(self._reconnected)
-        try:
-            self._forget()
-            self._trusted = True
-            while True:
-                message = await pubsub.get_message(
-                    ignore_subscribe_messages=True, timeout=_POLL_SECONDS
-                )
-                if message is not None:
-                    self._forget()
-        finally:
-            connection.deregister_connect_callback(self._reconnected)
+    def _unsubscribed(self, error: Exception | None) -> None:
+        if error is not None:
+            log.debug("cache_subscription_lost", error=str(error))
+        self._trusted = False
+        self._forget()
 
-    def _reconnected(self, _connection: Connection) -> None:
+    def _heard(self, _group: bytes) -> None:
         self._forget()
 
     async def _call(self, operation: Callable[[], Awaitable[T]]) -> T:

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from core.after_commit import AfterCommit
 from core.cache import ResponseCache
 from core.config import Settings
+from core.events import Event
 from core.hub import Hub
 from core.mail import MailBackend
 from core.metrics import Metrics
@@ -28,7 +29,7 @@ class AppContext:
     sessionmaker: async_sessionmaker[AsyncSession]
     transactions: Transactions  # sessionless ones, for checkout (core/sql.py)
     cache: ResponseCache
-    hub: Hub
+    hub: Hub[Event]
     after_commit: AfterCommit
     limiter: RateLimiter
     metrics: Metrics
