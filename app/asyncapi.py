@@ -18,16 +18,6 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from core.events import (
-    INVENTORY_CHANNEL,
-    ORDERS_CHANNEL,
-    InventorySnapshot,
-    Message,
-    OrderStatusChanged,
-    Resync,
-    StockChanged,
-    StockLevelOut,
-)
 from core.websocket import (
     BAD_PARAMETERS,
     FORBIDDEN,
@@ -37,6 +27,16 @@ from core.websocket import (
     TRY_AGAIN_LATER,
 )
 from handlers.realtime import EventSocketHandler
+from schemas.events import (
+    INVENTORY_CHANNEL,
+    ORDERS_CHANNEL,
+    InventorySnapshot,
+    Message,
+    OrderStatusChanged,
+    Resync,
+    StockChanged,
+    StockLevelOut,
+)
 from schemas.realtime import InventoryFeedQuery, OrderFeedQuery
 
 ASYNCAPI_VERSION = "3.0.0"

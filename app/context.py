@@ -12,7 +12,6 @@ from core.cache import ResponseCache, make_cache
 from core.config import Settings
 from core.context import AppContext
 from core.db import make_engine, make_sessionmaker
-from core.events import CHANNELS, Event, decode_event, encode_event
 from core.hub import Codec, Hub
 from core.mail import make_mail_backend
 from core.metrics import Metrics
@@ -20,6 +19,7 @@ from core.payments import make_payment_gateway
 from core.ratelimit import RateLimiter, make_storage
 from core.redis_health import RedisHealth, fail_fast_options
 from core.sql import Transactions
+from schemas.events import CHANNELS, Event, decode_event, encode_event
 
 
 def create_context(settings: Settings) -> AppContext:

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -12,7 +13,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from core.after_commit import AfterCommit
 from core.cache import ResponseCache
 from core.config import Settings
-from core.events import Event
 from core.hub import Hub
 from core.mail import MailBackend
 from core.metrics import Metrics
@@ -29,7 +29,7 @@ class AppContext:
     sessionmaker: async_sessionmaker[AsyncSession]
     transactions: Transactions  # sessionless ones, for checkout (core/sql.py)
     cache: ResponseCache
-    hub: Hub[Event]
+    hub: Hub[Any]  # of schemas/events.py's Event, which this layer cannot name
     after_commit: AfterCommit
     limiter: RateLimiter
     metrics: Metrics

@@ -28,16 +28,6 @@ from tornado.iostream import IOStream
 
 from core import errors
 from core.context import AppContext
-from core.events import (
-    INVENTORY_CHANNEL,
-    ORDERS_CHANNEL,
-    Event,
-    InventorySnapshot,
-    Message,
-    OrderStatusChanged,
-    Resync,
-    StockChanged,
-)
 from core.private_apis import websocket_stream
 from core.websocket import (
     BAD_PARAMETERS,
@@ -48,6 +38,16 @@ from core.websocket import (
     TRY_AGAIN_LATER,
 )
 from models.accounts import User
+from schemas.events import (
+    INVENTORY_CHANNEL,
+    ORDERS_CHANNEL,
+    Event,
+    InventorySnapshot,
+    Message,
+    OrderStatusChanged,
+    Resync,
+    StockChanged,
+)
 from schemas.realtime import InventoryFeedQuery, OrderFeedQuery
 from services import accounts, inventory, orders
 

@@ -16,11 +16,11 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import errors
-from core.events import StockChanged, StockLevelOut
 from core.sql import Direct, Statement, direct
 from models.base import table_of
 from models.catalog import Product
 from models.orders import OrderItem
+from schemas.events import StockChanged, StockLevelOut
 
 
 @dataclass(frozen=True)

@@ -17,11 +17,11 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import errors
-from core.events import Event, OrderStatusChanged
 from core.messages import ORDER_STATUS_CONFLICT
 from core.sql import Direct, Statement, direct
 from models.base import table_of
 from models.orders import Order, OrderEvent
+from schemas.events import Event, OrderStatusChanged
 from services.discounts import give_back_discount_use, retake_discount_use
 from services.inventory import StockLevel, put_back_stock, retake_stock, stock_events
 

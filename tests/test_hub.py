@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import asyncio
 
-from core.events import StockChanged
 from core.hub import DISPATCH_SLICE, Hub
 from models.base import utcnow
+from schemas.events import StockChanged
 
 LISTENERS = DISPATCH_SLICE * 3 + 7
 EVENTS = 5

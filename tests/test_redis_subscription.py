@@ -13,12 +13,12 @@ from redis.asyncio import Redis
 from structlog.testing import capture_logs
 
 from core.broker import RedisBroker
-from core.events import CHANNELS, INVENTORY_CHANNEL, StockChanged, decode_event, encode_event
 from core.hub import Codec, Hub
 from core.metrics import Metrics
 from core.redis_health import RedisHealth, fail_fast_options
 from core.redis_subscription import RedisSubscription, shared_channel
 from models.base import utcnow
+from schemas.events import CHANNELS, INVENTORY_CHANNEL, StockChanged, decode_event, encode_event
 
 # Fixture "redis_server": a private Redis the test may kill or restart.
 from tests.processes import (  # noqa: F401 (fixtures)

@@ -1,8 +1,12 @@
-"""Realtime events: the channel names, the typed events and their one JSON encoding.
+"""Realtime events: the channel names, the typed events, which are the wire models of
+the websocket messages, and their one JSON encoding between processes.
 
 Services hand events to the after-commit publisher (core/after_commit.py) once their
-transaction has committed; the hub (core/hub.py) carries them to every process, and the
-websocket handlers send each listener the event's `frame`.
+transaction has committed; the hub (core/hub.py) carries them to every process, through
+its broker encoded by `encode_event` and decoded by `decode_event` (the composition root,
+app/context.py, gives it both), and the websocket handlers send each listener the
+event's `websocket_frame`. An event type names the cache groups it makes stale
+(`stale_cache_groups`), so that the publisher needs no event type of its own.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
+from core.after_commit import CATALOG_CACHE_GROUP
 from core.websocket import frame_text
 from schemas.common import UtcDatetime
 from schemas.orders import OrderStatus
@@ -27,6 +32,9 @@ class Message(BaseModel):
 
     model_config = ConfigDict(frozen=True)
     routing_fields: ClassVar[frozenset[str]] = frozenset()
+    # Cached responses that show what the event announces, made stale when it is
+    # published (core/after_commit.py).
+    stale_cache_groups: ClassVar[tuple[str, ...]] = ()
 
     @cached_property
     def frame(self) -> str:
@@ -35,7 +43,8 @@ class Message(BaseModel):
 
     @cached_property
     def websocket_frame(self) -> bytes:
-        """`frame` as a whole websocket text frame, built once for every socket."""
+        """`frame` as a whole websocket text frame (core/websocket.py), built once
+        however many sockets get it."""
         return frame_text(self.frame.encode())
 
 
@@ -58,6 +67,7 @@ class StockChanged(Message):
     staff edit)."""
 
     channel: ClassVar[str] = INVENTORY_CHANNEL
+    stale_cache_groups: ClassVar[tuple[str, ...]] = (CATALOG_CACHE_GROUP,)  # stock shows there
 
     type: Literal["inventory.changed"] = "inventory.changed"
     product: str
