@@ -40,8 +40,8 @@ class AppContext:
     requests_in_flight: int = 0  # counted by BaseHandler, awaited at shutdown
 
     async def start(self) -> None:
-        """Connect what runs in the background (the hub's and the cache's Redis
-        subscriptions)."""
+        """Connect what runs in the background (the Redis subscriptions of the hub's
+        broker and of the cache)."""
         await self.hub.start()
         await self.cache.start()
 

@@ -3,10 +3,10 @@
 Publishing never waits on a socket. Each event is framed once (`Message.websocket_frame`,
 by core/websocket.py, which also holds the close codes used here) and its bytes are
 handed to every listening socket's stream, which writes them as the peer reads: the
-stream's buffer is the socket's queue. A socket with more than
-WS_QUEUE_LIMIT messages not yet taken by the kernel is closed with 1013. Events that
-arrive while a socket sends its first messages (replay, snapshot) are held and released
-after them, so nothing falls in between.
+stream's buffer is the socket's queue. A socket with more than WS_QUEUE_LIMIT messages
+not yet taken by the kernel is closed with 1013. Events that arrive while a socket sends
+its first messages (replay, snapshot) are held and released after them, so nothing
+falls in between. The events are schemas/events.py's, carried by the hub (core/hub.py).
 """
 
 from __future__ import annotations
