@@ -18,15 +18,18 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from core.events import (
+from core.websocket import (
     BAD_PARAMETERS,
     FORBIDDEN,
     GOING_AWAY,
     INTERNAL_ERROR,
-    INVENTORY_CHANNEL,
     NOT_AUTHENTICATED,
-    ORDERS_CHANNEL,
     TRY_AGAIN_LATER,
+)
+from handlers.realtime import EventSocketHandler
+from schemas.events import (
+    INVENTORY_CHANNEL,
+    ORDERS_CHANNEL,
     InventorySnapshot,
     Message,
     OrderStatusChanged,
@@ -34,7 +37,6 @@ from core.events import (
     StockChanged,
     StockLevelOut,
 )
-from handlers.realtime import EventSocketHandler
 from schemas.realtime import InventoryFeedQuery, OrderFeedQuery
 
 ASYNCAPI_VERSION = "3.0.0"

@@ -1,22 +1,25 @@
 """Builds the shared parts of a running instance (`AppContext`) from its settings:
-the one place that picks each adapter (database, cache, hub, mail, payments)."""
+the one place that picks each adapter (database, cache, hub and its broker, mail,
+payments) and gives the generic ones what they carry (the hub its events' codec)."""
 
 from __future__ import annotations
 
 from redis.asyncio import Redis
 
 from core.after_commit import AfterCommit
+from core.broker import RedisBroker
 from core.cache import ResponseCache, make_cache
 from core.config import Settings
 from core.context import AppContext
 from core.db import make_engine, make_sessionmaker
 from core.direct import Transactions
-from core.hub import make_hub
+from core.hub import Codec, Hub
 from core.mail import make_mail_backend
 from core.metrics import Metrics
 from core.payments import make_payment_gateway
 from core.ratelimit import RateLimiter, make_storage
 from core.redis_health import RedisHealth, fail_fast_options
+from schemas.events import CHANNELS, Event, decode_event, encode_event
 
 
 def create_context(settings: Settings) -> AppContext:
@@ -31,7 +34,8 @@ def create_context(settings: Settings) -> AppContext:
         redis_health,
         redis=redis,
     )
-    hub = make_hub(redis, redis_health)
+    broker = RedisBroker(redis, redis_health, channels=CHANNELS) if redis is not None else None
+    hub: Hub[Event] = Hub(broker, Codec(encode=encode_event, decode=decode_event))
     after_commit = AfterCommit(cache, hub)
     return AppContext(
         settings=settings,

@@ -14,9 +14,9 @@ from tornado.httputil import HTTPServerRequest
 from app.asyncapi import build_asyncapi
 from app.openapi import build_spec
 from core.context import AppContext
-from core.events import GOING_AWAY
 from core.i18n import load_translations
 from core.logs import request_ids
+from core.websocket import GOING_AWAY
 from handlers import api_routes, make_url_specs
 from handlers.routing import NotFoundHandler, route
 from tasks import PeriodicTasks

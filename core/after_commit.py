@@ -10,12 +10,12 @@ response must show it.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any, Protocol
 
 import structlog
 
 from core.cache import ResponseCache
-from core.events import Event, StockChanged
-from core.hub import Hub
+from core.hub import Hub, Routed
 
 log = structlog.get_logger(__name__)
 
@@ -23,25 +23,38 @@ log = structlog.get_logger(__name__)
 CATALOG_CACHE_GROUP = "catalog"
 
 
+class Published(Routed, Protocol):
+    """What the publisher needs of an event (schemas/events.py): its channel, and the
+    cache groups whose responses show what it announces."""
+
+    @property
+    def stale_cache_groups(self) -> tuple[str, ...]: ...
+
+
 class AfterCommit:
-    def __init__(self, cache: ResponseCache, hub: Hub) -> None:
+    # Any: the hub carries schemas/events.py's events, which this layer cannot name.
+    def __init__(self, cache: ResponseCache, hub: Hub[Any]) -> None:
         self.cache = cache
         self.hub = hub
 
     async def catalog_changed(self) -> None:
         """Make every cached catalog response stale."""
-        try:
-            await self.cache.invalidate(CATALOG_CACHE_GROUP)
-        except Exception:
-            log.exception("cache_invalidation_failed", group=CATALOG_CACHE_GROUP)
+        await self._invalidate(CATALOG_CACHE_GROUP)
 
-    async def publish(self, events: Iterable[Event]) -> None:
-        """Publish `events` in order; a stock change also makes the catalog stale."""
+    async def publish(self, events: Iterable[Published]) -> None:
+        """Publish `events` in order, first making stale the cache groups they name (a
+        stock change: the catalog)."""
         events = list(events)
-        if any(isinstance(event, StockChanged) for event in events):
-            await self.catalog_changed()
+        for group in dict.fromkeys(group for event in events for group in event.stale_cache_groups):
+            await self._invalidate(group)
         for event in events:
             try:
                 await self.hub.publish(event)
             except Exception:
                 log.exception("event_publish_failed", channel=event.channel)
+
+    async def _invalidate(self, group: str) -> None:
+        try:
+            await self.cache.invalidate(group)
+        except Exception:
+            log.exception("cache_invalidation_failed", group=group)

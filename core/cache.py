@@ -1,45 +1,88 @@
-"""Response cache (aiocache): encoded response bodies, in memory by default, in Redis
-when REDIS_URL is set.
+"""Response cache (aiocache): encoded response bodies and typed entries (a list's page,
+`PageEntry`), in memory by default, in Redis when REDIS_URL is set. A read goes through
+it (`get_or_load`): an entry's codec says how it is stored, and a hit returns it
+as it was kept, with nothing decoded or encoded again.
 
 Invalidation is by generation: every cached key embeds the current generation of its
 group, and a write bumps the generation, so all entries of the group go stale at once
 in every process, with no key scan.
 
 A hit needs no round trip: each process keeps a copy of its groups' generations and of
-the last RECENT_ENTRIES bodies it served (each for at most `ttl`). In memory that copy
+the last RECENT_ENTRIES entries it served (each for at most `ttl`). In memory that copy
 is all there is. With Redis, every bump is also published on the cache's channel, and
-a process trusts its copies only while it holds its subscription to that channel: it
-drops them on hearing a bump, and whenever the subscription is lost or re-made (a
-message may have been missed), and then reads the generation from Redis again.
+a process trusts its copies only while it holds its subscription to that channel (the
+loop shared by every Redis subscriber, core/redis_subscription.py): it drops them on
+hearing a bump, and whenever the subscription is lost or re-made, redis-py's own
+reconnection included (a message may have been missed), and then reads the generation
+from Redis again.
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
-from typing import Any, TypeVar
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar, overload
 from urllib.parse import urlsplit
 
 import structlog
 from aiocache import BaseCache, Cache
 from aiocache.serializers import NullSerializer
 from redis.asyncio import Redis
-from redis.asyncio.client import PubSub
-from redis.asyncio.connection import Connection
 
 from core.redis_health import REDIS_ERRORS, REDIS_TIMEOUT_SECONDS, RedisHealth, fail_fast_options
+from core.redis_subscription import RedisSubscription, shared_channel
 
 log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
-# Bodies kept in-process: enough for the catalog's hot pages, small enough to not matter.
+V = TypeVar("V")
+# Entries kept in-process: enough for the catalog's hot pages, small enough to not matter.
 RECENT_ENTRIES = 512
-# Seconds between attempts to subscribe again while Redis is away: doubling up to the cap.
-_FIRST_RETRY, _MAX_RETRY = 0.1, 5.0
-# How long one wait for an invalidation message lasts before the loop looks again.
-_POLL_SECONDS = 1.0
+
+
+class EntryCodec(Protocol[V]):
+    """How a typed entry is stored: as bytes in the backend, as itself in the process."""
+
+    def encode(self, value: V) -> bytes: ...
+
+    def decode(self, data: bytes) -> V: ...
+
+
+class _Bodies:
+    """A response body, stored as it is."""
+
+    def encode(self, value: bytes) -> bytes:
+        return value
+
+    def decode(self, data: bytes) -> bytes:
+        return data
+
+
+@dataclass(frozen=True, slots=True)
+class PageEntry:
+    """One page of a list: how many items the whole list has, and the page's items as a
+    JSON array, encoded once. The envelope around them (links, page numbers) is the
+    handler's: it depends on the request's URL."""
+
+    count: int
+    results_json: bytes
+
+
+class _Pages:
+    """A page entry as one stored value: the count, a space, the array."""
+
+    def encode(self, value: PageEntry) -> bytes:
+        return b"%d %s" % (value.count, value.results_json)
+
+    def decode(self, data: bytes) -> PageEntry:
+        count, _, results_json = data.partition(b" ")
+        return PageEntry(count=int(count), results_json=results_json)
+
+
+BODIES: EntryCodec[bytes] = _Bodies()
+PAGES: EntryCodec[PageEntry] = _Pages()
 
 
 def make_cache(redis_url: str | None, *, namespace: str = "shop") -> BaseCache:
@@ -73,7 +116,7 @@ class _RedisSkipped(Exception):
 
 
 class ResponseCache:
-    """Encoded bodies cached per group, with generation-based invalidation.
+    """Entries cached per group, with generation-based invalidation.
 
     When Redis does not answer (or RedisHealth says to skip it), a read is served from
     `load()` uncached and an invalidation is lost, while Redis may keep the entries
@@ -97,26 +140,50 @@ class ResponseCache:
         self.ttl = ttl
         self._health = redis_health
         self._redis = redis
-        # Pub/sub channels are shared by every database of a Redis server: the name
-        # carries REDIS_URL's database, as the hub's do.
-        database = redis.connection_pool.connection_kwargs.get("db", 0) if redis else 0
-        self._channel = f"shop:{database}:cache"
         self._groups: set[str] = set()
         self._bump_due = False
         self._outages_seen = 0
         # In memory, every bump is made here, so the copies are always current.
         self._trusted = redis is None
         self._generations: dict[str, int] = {}
-        self._recent: dict[str, tuple[float, bytes]] = {}  # entry -> (expiry, body)
+        self._recent: dict[str, tuple[float, Any]] = {}  # entry -> (expiry, body or entry)
         # Counts what made the copies stale: a generation read from the backend across a
         # change must not be kept (it may be the one before the change).
         self._changes = 0
-        self._listening: asyncio.Task[None] | None = None
+        self._channel: str | None = None
+        self._subscription: RedisSubscription | None = None
+        if redis is not None:
+            self._channel = shared_channel(redis, "cache")
+            # A bump may go unheard while redis-py reconnects: the copies are dropped then.
+            self._subscription = RedisSubscription(
+                redis,
+                [self._channel],
+                self._heard,
+                on_subscribed=self._subscribed,
+                on_lost=self._unsubscribed,
+                on_reconnected=self._forget,
+            )
 
+    @overload
     async def get_or_load(
         self, group: str, key: str, load: Callable[[], Awaitable[bytes]]
-    ) -> bytes:
-        """The cached body, or `load()`'s, cached (uncached when Redis is away).
+    ) -> bytes: ...
+
+    @overload
+    async def get_or_load(
+        self, group: str, key: str, load: Callable[[], Awaitable[V]], codec: EntryCodec[V]
+    ) -> V: ...
+
+    async def get_or_load(
+        self,
+        group: str,
+        key: str,
+        load: Callable[[], Awaitable[Any]],
+        codec: EntryCodec[Any] = BODIES,
+    ) -> Any:
+        """The cached entry, or `load()`'s, cached (uncached when Redis is away): a
+        body, or with `codec` a typed entry, stored encoded by it and kept here as it
+        is, so that a hit decodes nothing. A key is always read with the same codec.
 
         The entry is stored under the generation read *before* loading: when a write
         invalidates the group while `load()` runs, what it loaded (possibly from
@@ -126,25 +193,30 @@ class ResponseCache:
             return await load()
         generation = self._generations.get(group) if self._copies_current() else None
         if generation is not None:
-            body = self._recent_body(f"{group}:{generation}:{key}")
-            if body is not None:
-                return body
+            value = self._recent_value(f"{group}:{generation}:{key}")
+            if value is not None:
+                return value
         self._groups.add(group)
         try:
             if generation is None:
                 generation = await self._call(lambda: self._generation(group))
             entry = f"{group}:{generation}:{key}"
-            body = self._recent_body(entry) or await self._call(lambda: self.backend.get(entry))
+            value = self._recent_value(entry)
+            if value is None:
+                stored = await self._call(lambda: self.backend.get(entry))
+                if stored is not None:
+                    value = codec.decode(stored)
         except _RedisSkipped:
             return await load()
-        if body is None:
-            body = await load()
+        if value is None:
+            value = await load()
             try:
-                await self._call(lambda: self.backend.set(entry, body, ttl=self.ttl))
+                encoded = codec.encode(value)
+                await self._call(lambda: self.backend.set(entry, encoded, ttl=self.ttl))
             except _RedisSkipped:
-                return body  # served uncached
-        self._remember(entry, body)
-        return body
+                return value  # served uncached
+        self._remember(entry, value)
+        return value
 
     async def invalidate(self, group: str) -> None:
         """Make every entry of `group` stale (call after the write has committed). Never
@@ -156,13 +228,12 @@ class ResponseCache:
     async def start(self) -> None:
         """With Redis, subscribe to the bumps of other processes (copies are not trusted
         until then)."""
-        if self._redis is not None:
-            self._listening = asyncio.create_task(self._listen())
+        if self._subscription is not None:
+            self._subscription.start()
 
     async def close(self) -> None:
-        if self._listening is not None:
-            self._listening.cancel()
-            await asyncio.gather(self._listening, return_exceptions=True)
+        if self._subscription is not None:
+            await self._subscription.close()
         await self.backend.close()
 
     def _copies_current(self) -> bool:
@@ -173,16 +244,16 @@ class ResponseCache:
             and self._health.outages == self._outages_seen
         )
 
-    def _recent_body(self, entry: str) -> bytes | None:
+    def _recent_value(self, entry: str) -> Any:
         kept = self._recent.get(entry)
         if kept is None or kept[0] < time.monotonic():
             return None
         return kept[1]
 
-    def _remember(self, entry: str, body: bytes) -> None:
+    def _remember(self, entry: str, value: object) -> None:
         if len(self._recent) >= RECENT_ENTRIES:
             del self._recent[next(iter(self._recent))]  # the oldest kept
-        self._recent[entry] = (time.monotonic() + self.ttl, body)
+        self._recent[entry] = (time.monotonic() + self.ttl, value)
 
     def _forget(self) -> None:
         """Drop every copy: a generation has changed, or may have unseen."""
@@ -201,48 +272,21 @@ class ResponseCache:
     async def _bump(self, group: str) -> None:
         self._forget()  # first: a read under way must not keep the old generation
         await self.backend.increment(f"gen:{group}")
-        if self._redis is not None:
+        if self._redis is not None and self._channel is not None:
             await self._redis.publish(self._channel, group)
 
-    async def _listen(self) -> None:
-        """Hold the subscription to the bumps; subscribe again after a failure."""
-        # start() runs this only with Redis; the assert only narrows the type.
-        assert self._redis is not None  # nosec B101
-        retry = _FIRST_RETRY
-        while True:
-            try:
-                async with self._redis.pubsub() as pubsub:
-                    await pubsub.subscribe(self._channel)
-                    retry = _FIRST_RETRY
-                    await self._hear_bumps(pubsub)
-            except REDIS_ERRORS as error:
-                log.debug("cache_subscription_lost", error=str(error))
-            finally:
-                self._trusted = False
-                self._forget()
-            await asyncio.sleep(retry)
-            retry = min(retry * 2, _MAX_RETRY)
+    def _subscribed(self) -> None:
+        """Trust the copies from now on, dropping what was kept before."""
+        self._forget()
+        self._trusted = True
 
-    async def _hear_bumps(self, pubsub: PubSub) -> None:
-        """Trust the copies while subscribed, dropping them at every bump heard."""
-        connection = pubsub.connection
-        assert connection is not None  # nosec B101
-        # redis-py subscribes again by itself after a reconnection: what was published
-        # meanwhile went unheard.
-        connection.register_connect_callback(self._reconnected)
-        try:
-            self._forget()
-            self._trusted = True
-            while True:
-                message = await pubsub.get_message(
-                    ignore_subscribe_messages=True, timeout=_POLL_SECONDS
-                )
-                if message is not None:
-                    self._forget()
-        finally:
-            connection.deregister_connect_callback(self._reconnected)
+    def _unsubscribed(self, error: Exception | None) -> None:
+        if error is not None:
+            log.debug("cache_subscription_lost", error=str(error))
+        self._trusted = False
+        self._forget()
 
-    def _reconnected(self, _connection: Connection) -> None:
+    def _heard(self, _group: bytes) -> None:
         self._forget()
 
     async def _call(self, operation: Callable[[], Awaitable[T]]) -> T:

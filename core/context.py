@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -28,7 +29,7 @@ class AppContext:
     sessionmaker: async_sessionmaker[AsyncSession]
     transactions: Transactions  # sessionless ones, for checkout (core/direct/)
     cache: ResponseCache
-    hub: Hub
+    hub: Hub[Any]  # of schemas/events.py's Event, which this layer cannot name
     after_commit: AfterCommit
     limiter: RateLimiter
     metrics: Metrics
@@ -39,8 +40,8 @@ class AppContext:
     requests_in_flight: int = 0  # counted by BaseHandler, awaited at shutdown
 
     async def start(self) -> None:
-        """Connect what runs in the background (the hub's and the cache's Redis
-        subscriptions)."""
+        """Connect what runs in the background (the Redis subscriptions of the hub's
+        broker and of the cache)."""
         await self.hub.start()
         await self.cache.start()
 

@@ -1,4 +1,7 @@
-"""/api/v1/categories and /api/v1/products: public (cached) reads, staff writes."""
+"""/api/v1/categories and /api/v1/products: public (cached) reads, staff writes.
+
+A list's page comes from the service as typed data (a count and its items' JSON array,
+cached): the envelope around it is written here (`write_encoded_page`)."""
 
 from __future__ import annotations
 

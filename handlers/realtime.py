@@ -1,11 +1,12 @@
 """Websocket channels (docs/websockets.md): /ws/orders and /ws/inventory.
 
-Publishing never waits on a socket. Each event is framed once (`Message.websocket_frame`)
-and its bytes are handed to every listening socket's stream, which writes them as the
-peer reads: the stream's buffer is the socket's queue. A socket with more than
-WS_QUEUE_LIMIT messages not yet taken by the kernel is closed with 1013. Events that
-arrive while a socket sends its first messages (replay, snapshot) are held and released
-after them, so nothing falls in between.
+Publishing never waits on a socket. Each event is framed once (`Message.websocket_frame`,
+by core/websocket.py, which also holds the close codes used here) and its bytes are
+handed to every listening socket's stream, which writes them as the peer reads: the
+stream's buffer is the socket's queue. A socket with more than WS_QUEUE_LIMIT messages
+not yet taken by the kernel is closed with 1013. Events that arrive while a socket sends
+its first messages (replay, snapshot) are held and released after them, so nothing
+falls in between. The events are schemas/events.py's, carried by the hub (core/hub.py).
 """
 
 from __future__ import annotations
@@ -27,15 +28,19 @@ from tornado.iostream import IOStream
 
 from core import errors
 from core.context import AppContext
-from core.events import (
+from core.private_apis import websocket_stream
+from core.websocket import (
     BAD_PARAMETERS,
     FORBIDDEN,
     GOING_AWAY,
     INTERNAL_ERROR,
-    INVENTORY_CHANNEL,
     NOT_AUTHENTICATED,
-    ORDERS_CHANNEL,
     TRY_AGAIN_LATER,
+)
+from models.accounts import User
+from schemas.events import (
+    INVENTORY_CHANNEL,
+    ORDERS_CHANNEL,
     Event,
     InventorySnapshot,
     Message,
@@ -43,8 +48,6 @@ from core.events import (
     Resync,
     StockChanged,
 )
-from core.private_apis import websocket_stream
-from models.accounts import User
 from schemas.realtime import InventoryFeedQuery, OrderFeedQuery
 from services import accounts, inventory, orders
 
@@ -58,7 +61,8 @@ SEND_BUFFER_BYTES = 64 * 1024
 
 
 class Refused(Exception):
-    """Ends a socket before it starts listening, with a close code of docs/websockets.md."""
+    """Ends a socket before it starts listening, with a close code of core/websocket.py
+    (docs/websockets.md, Close codes)."""
 
     def __init__(self, code: int, reason: str) -> None:
         super().__init__(reason)

@@ -1,8 +1,11 @@
 """Catalog: categories and products, and the cached responses that show them.
 
-Reads go through the response cache (one group, CATALOG_CACHE_GROUP) as encoded JSON,
-so that a hit is sent as it is; every write invalidates the group once its transaction
-has committed, so the next read shows it.
+Reads go through the response cache (one group, CATALOG_CACHE_GROUP): a category or a
+product as its encoded JSON body, a list as one page (`PageEntry`: the count and the
+items' encoded JSON array), so that a hit is sent with nothing encoded again. The
+handler owns a list's envelope (its links depend on the request's URL) and wraps the
+page in it. Every write invalidates the group once its transaction has committed, so
+the next read shows it.
 
 A cached read takes the sessionmaker, not a session: it opens its session itself, and
 only on a miss, so a hit (the hottest path of the service) costs none. The handler
@@ -12,7 +15,6 @@ stays one call; the service still owns all it does with the database.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import urlencode
 
@@ -24,7 +26,7 @@ from sqlalchemy.orm.interfaces import ORMOption
 
 from core import errors
 from core.after_commit import CATALOG_CACHE_GROUP, AfterCommit
-from core.cache import ResponseCache
+from core.cache import PAGES, PageEntry, ResponseCache
 from core.messages import CATEGORY_IN_USE, CATEGORY_UNKNOWN, FieldMessage
 from models.base import utcnow
 from models.catalog import Category, Product
@@ -52,24 +54,6 @@ T = TypeVar("T")
 Sessions = async_sessionmaker[AsyncSession]
 # What a product's fields are called on the model, where it differs from the API.
 PRODUCT_COLUMNS = {"price": "price_cents"}
-
-
-@dataclass(frozen=True)
-class Listing:
-    """One page of a list: how many items the whole list has, and the page's items as a
-    JSON array, encoded once (it may come from the cache)."""
-
-    count: int
-    results_json: bytes
-
-    def encode(self) -> bytes:
-        """As one cached value: the count, a space, the array."""
-        return b"%d %s" % (self.count, self.results_json)
-
-    @classmethod
-    def decode(cls, value: bytes) -> Listing:
-        count, _, results_json = value.partition(b" ")
-        return cls(count=int(count), results_json=results_json)
 
 
 def cache_key(resource: str, params: Mapping[str, object]) -> str:
@@ -112,19 +96,19 @@ async def _require_category(session: AsyncSession, slug: str) -> Category:
 
 async def category_listing(
     sessionmaker: Sessions, *, cache: ResponseCache, page: Pagination
-) -> Listing:
+) -> PageEntry:
     """Categories by name, one page, cached."""
 
-    async def load() -> bytes:
+    async def load() -> PageEntry:
         async with sessionmaker() as session:
             rows, count = await fetch_page(
                 session, select(Category).order_by(Category.name, Category.id), page
             )
             results = [CategoryOut.model_validate(c) for c in rows]
-        return Listing(count=count, results_json=encode_json(results)).encode()
+        return PageEntry(count=count, results_json=encode_json(results))
 
     key = cache_key("categories", {"page": page.page, "page_size": page.page_size})
-    return Listing.decode(await cache.get_or_load(CATALOG_CACHE_GROUP, key, load))
+    return await cache.get_or_load(CATALOG_CACHE_GROUP, key, load, PAGES)
 
 
 async def category_detail(sessionmaker: Sessions, *, cache: ResponseCache, slug: str) -> bytes:
@@ -211,14 +195,14 @@ async def product_listing(
     query: ProductQuery,
     page: Pagination,
     include_inactive: bool,
-) -> Listing:
+) -> PageEntry:
     """One page of products matching `query`, cached per canonical query.
 
     Inactive products are left out unless `include_inactive` (staff). Raises
     ValidationFailed (`fields.category`) when the category filter names no category.
     """
 
-    async def load() -> bytes:
+    async def load() -> PageEntry:
         conditions: list[ColumnElement[bool]] = []
         if not include_inactive:
             conditions.append(Product.is_active.is_(True))
@@ -239,12 +223,12 @@ async def product_listing(
                 joinedload(Product.category),
             )
             results = [ProductOut.model_validate(p) for p in rows]
-        return Listing(count=count, results_json=encode_json(results)).encode()
+        return PageEntry(count=count, results_json=encode_json(results))
 
     params = query.model_dump(exclude={"page", "page_size"})
     params.update(page=page.page, page_size=page.page_size, inactive=include_inactive)
     key = cache_key("products", params)
-    return Listing.decode(await cache.get_or_load(CATALOG_CACHE_GROUP, key, load))
+    return await cache.get_or_load(CATALOG_CACHE_GROUP, key, load, PAGES)
 
 
 async def product_detail(

@@ -10,7 +10,7 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.direct import direct
-from core.events import StockChanged, StockLevelOut
+from schemas.events import StockChanged, StockLevelOut
 from store.stock import StockLevel, active_stock_levels
 
 

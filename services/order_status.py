@@ -15,8 +15,8 @@ from datetime import datetime
 
 from core import errors
 from core.direct import Direct
-from core.events import Event, OrderStatusChanged
 from core.messages import ORDER_STATUS_CONFLICT
+from schemas.events import Event, OrderStatusChanged
 from services.inventory import stock_events
 from store import discounts, orders, stock
 from store.stock import StockLevel

@@ -21,12 +21,12 @@ from core import errors
 from core.after_commit import AfterCommit
 from core.db import retry_on_deadlock
 from core.direct import direct
-from core.events import OrderStatusChanged
 from core.messages import ORDER_STATUS_CONFLICT
 from models.accounts import User
 from models.base import utcnow
 from models.orders import Order, OrderEvent
 from schemas.common import Pagination
+from schemas.events import OrderStatusChanged
 from schemas.orders import OrderQuery
 from services.order_status import (
     CANCELLED,

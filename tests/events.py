@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from core.context import AppContext
-from core.events import Event
+from schemas.events import Event
 
 
 def hear(ctx: AppContext, *channels: str) -> list[dict[str, Any]]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from redis.exceptions import ConnectionError
 
-from core.cache import ResponseCache, make_cache
+from core.cache import PAGES, PageEntry, ResponseCache, make_cache
 from core.metrics import Metrics
 from core.redis_health import RedisHealth
 
@@ -46,3 +46,21 @@ async def test_after_an_outage_another_user_saw_every_group_used_goes_stale() ->
     health.answered("events")
     assert await cache.get_or_load("catalog", "lamp", load) == b"2"
     assert await cache.get_or_load("catalog", "lamp", load) == b"2"
+
+
+async def test_a_page_entry_is_stored_encoded_and_a_hit_returns_it_as_kept() -> None:
+    backend = make_cache(None)
+    health = RedisHealth(Metrics())
+    serving, other_process = ResponseCache(backend, 60, health), ResponseCache(backend, 60, health)
+    loads: list[PageEntry] = []
+
+    async def load() -> PageEntry:
+        loads.append(PageEntry(count=41, results_json=b'[{"slug":"lamp"}]'))
+        return loads[-1]
+
+    first = await serving.get_or_load("catalog", "products", load, PAGES)
+    assert await serving.get_or_load("catalog", "products", load, PAGES) is first, "not decoded"
+    assert await other_process.get_or_load("catalog", "products", load, PAGES) == first
+    assert len(loads) == 1
+    assert PAGES.decode(PAGES.encode(first)) == first
+    assert PAGES.encode(first) == b'41 [{"slug":"lamp"}]'

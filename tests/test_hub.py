@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import asyncio
 
-from core.events import StockChanged
-from core.hub import DISPATCH_SLICE, InProcessHub
+from core.hub import DISPATCH_SLICE, Hub
 from models.base import utcnow
+from schemas.events import StockChanged
 
 LISTENERS = DISPATCH_SLICE * 3 + 7
 EVENTS = 5
@@ -17,14 +17,14 @@ def change(stock: int) -> StockChanged:
     return StockChanged(product="brass-lamp", stock=stock, in_stock=stock > 0, at=utcnow())
 
 
-async def settle(hub: InProcessHub) -> None:
+async def settle(hub: Hub[StockChanged]) -> None:
     """Turns of the loop until the dispatcher has nothing left."""
     for _ in range(LISTENERS):
         await asyncio.sleep(0)
 
 
 async def test_every_listener_gets_every_event_in_order_after_publish_returns() -> None:
-    hub = InProcessHub()
+    hub: Hub[StockChanged] = Hub()
     received: list[list[int]] = [[] for _ in range(LISTENERS)]
     for log in received:
         hub.subscribe("inventory", lambda event, log=log: log.append(event.stock))
@@ -37,7 +37,7 @@ async def test_every_listener_gets_every_event_in_order_after_publish_returns() 
 
 
 async def test_other_work_runs_between_slices_of_one_fan_out() -> None:
-    hub = InProcessHub()
+    hub: Hub[StockChanged] = Hub()
     order: list[str] = []
     for _ in range(LISTENERS):
         hub.subscribe("inventory", lambda event: order.append("listener"))
@@ -53,7 +53,7 @@ async def test_other_work_runs_between_slices_of_one_fan_out() -> None:
 
 
 async def test_a_listener_that_unsubscribed_before_its_turn_is_not_called() -> None:
-    hub = InProcessHub()
+    hub: Hub[StockChanged] = Hub()
     called: list[str] = []
     hub.subscribe("inventory", lambda event: called.append("stays"))
     unsubscribe = hub.subscribe("inventory", lambda event: called.append("left"))
@@ -64,7 +64,7 @@ async def test_a_listener_that_unsubscribed_before_its_turn_is_not_called() -> N
 
 
 async def test_a_listener_subscribed_after_publish_gets_only_later_events() -> None:
-    hub = InProcessHub()
+    hub: Hub[StockChanged] = Hub()
     received: list[int] = []
     await hub.publish(change(1))
     hub.subscribe("inventory", lambda event: received.append(event.stock))
@@ -74,7 +74,7 @@ async def test_a_listener_subscribed_after_publish_gets_only_later_events() -> N
 
 
 async def test_a_failing_listener_does_not_stop_the_others() -> None:
-    hub = InProcessHub()
+    hub: Hub[StockChanged] = Hub()
     received: list[int] = []
 
     def broken(event: object) -> None:

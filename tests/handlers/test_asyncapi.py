@@ -12,7 +12,7 @@ from referencing import Registry
 from referencing.jsonschema import DRAFT7
 
 from app.server import VERSION
-from core.events import (
+from schemas.events import (
     InventorySnapshot,
     Message,
     OrderStatusChanged,

@@ -7,9 +7,9 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.context import AppContext
-from core.events import INVENTORY_CHANNEL
 from models.base import utcnow
 from models.catalog import Product
+from schemas.events import INVENTORY_CHANNEL
 from services.inventory import stock_events
 from store.stock import StockLevel
 from tests.catalog_factories import (

@@ -11,9 +11,9 @@ import pytest
 from websockets.exceptions import InvalidStatus
 
 from core.context import AppContext
-from core.events import TRY_AGAIN_LATER
 from core.security import create_access_token
 from core.sockets import STARTS_AT_ONCE
+from core.websocket import TRY_AGAIN_LATER
 from handlers.realtime import EventSocketHandler
 from models.base import utcnow
 from services import orders

@@ -14,8 +14,8 @@ import pytest
 from websockets.asyncio.client import connect
 
 from core.context import AppContext
-from core.events import StockChanged
 from models.base import utcnow
+from schemas.events import StockChanged
 from tests.client import ApiClient
 from tests.order_factories import add_product
 from tests.ws import WAIT, close_code, open_socket, receive, socket_url

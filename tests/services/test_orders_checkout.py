@@ -10,11 +10,11 @@ from sqlalchemy import select
 
 from core import errors
 from core.context import AppContext
-from core.events import INVENTORY_CHANNEL, ORDERS_CHANNEL, Event
 from models.accounts import User
 from models.catalog import Discount
 from models.mail import OutboxMessage
 from models.orders import CartItem, Order
+from schemas.events import INVENTORY_CHANNEL, ORDERS_CHANNEL, Event
 from services import cart
 from services.checkout import PlacedOrder, create_order_from_cart
 from tests.factories import count_rows

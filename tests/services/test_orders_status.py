@@ -9,8 +9,8 @@ import pytest
 
 from core import errors
 from core.context import AppContext
-from core.events import INVENTORY_CHANNEL, ORDERS_CHANNEL
 from models.base import utcnow
+from schemas.events import INVENTORY_CHANNEL, ORDERS_CHANNEL
 from schemas.orders import OrderStatus
 from services import order_status
 from tests.client import ApiClient

@@ -7,8 +7,8 @@ import asyncio
 from sqlalchemy import update
 
 from core.context import AppContext
-from core.events import INVENTORY_CHANNEL, ORDERS_CHANNEL
 from models.orders import Order
+from schemas.events import INVENTORY_CHANNEL, ORDERS_CHANNEL
 from services.orders import expire_unpaid_orders
 from tasks.orders import expire_orders
 from tests.client import ApiClient

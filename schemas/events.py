@@ -1,8 +1,12 @@
-"""Realtime events: the channel names, the typed events and their one JSON encoding.
+"""Realtime events: the channel names, the typed events, which are the wire models of
+the websocket messages, and their one JSON encoding between processes.
 
 Services hand events to the after-commit publisher (core/after_commit.py) once their
-transaction has committed; the hub (core/hub.py) carries them to every process, and the
-websocket handlers send each listener the event's `frame`.
+transaction has committed; the hub (core/hub.py) carries them to every process, through
+its broker encoded by `encode_event` and decoded by `decode_event` (the composition root,
+app/context.py, gives it both), and the websocket handlers send each listener the
+event's `websocket_frame`. An event type names the cache groups it makes stale
+(`stale_cache_groups`), so that the publisher needs no event type of its own.
 """
 
 from __future__ import annotations
@@ -12,21 +16,14 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
+from core.after_commit import CATALOG_CACHE_GROUP
+from core.websocket import frame_text
 from schemas.common import UtcDatetime
 from schemas.orders import OrderStatus
 
 ORDERS_CHANNEL = "orders"
 INVENTORY_CHANNEL = "inventory"
 CHANNELS = (ORDERS_CHANNEL, INVENTORY_CHANNEL)
-_FIN_TEXT = 0x81  # a final frame (FIN bit) carrying text (opcode 1)
-
-# Websocket close codes (docs/websockets.md, Close codes).
-GOING_AWAY = 1001
-INTERNAL_ERROR = 1011
-TRY_AGAIN_LATER = 1013  # too slow a reader, or no turn to start within a wait
-BAD_PARAMETERS = 4400
-NOT_AUTHENTICATED = 4401
-FORBIDDEN = 4403
 
 
 class Message(BaseModel):
@@ -35,6 +32,9 @@ class Message(BaseModel):
 
     model_config = ConfigDict(frozen=True)
     routing_fields: ClassVar[frozenset[str]] = frozenset()
+    # Cached responses that show what the event announces, made stale when it is
+    # published (core/after_commit.py).
+    stale_cache_groups: ClassVar[tuple[str, ...]] = ()
 
     @cached_property
     def frame(self) -> str:
@@ -43,17 +43,9 @@ class Message(BaseModel):
 
     @cached_property
     def websocket_frame(self) -> bytes:
-        """`frame` as a whole websocket text frame (RFC 6455 §5.2). A server's frames are
-        not masked, so these same bytes go to every socket (none uses compression)."""
-        payload = self.frame.encode()
-        size = len(payload)
-        if size < 126:
-            header = bytes((_FIN_TEXT, size))
-        elif size < 1 << 16:
-            header = bytes((_FIN_TEXT, 126)) + size.to_bytes(2, "big")
-        else:
-            header = bytes((_FIN_TEXT, 127)) + size.to_bytes(8, "big")
-        return header + payload
+        """`frame` as a whole websocket text frame (core/websocket.py), built once
+        however many sockets get it."""
+        return frame_text(self.frame.encode())
 
 
 class OrderStatusChanged(Message):
@@ -75,6 +67,7 @@ class StockChanged(Message):
     staff edit)."""
 
     channel: ClassVar[str] = INVENTORY_CHANNEL
+    stale_cache_groups: ClassVar[tuple[str, ...]] = (CATALOG_CACHE_GROUP,)  # stock shows there
 
     type: Literal["inventory.changed"] = "inventory.changed"
     product: str
