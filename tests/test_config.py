@@ -81,12 +81,14 @@ def serve(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.subprocess
 def test_the_service_refuses_to_start_without_a_secret_key_with_a_one_line_reason() -> None:
     result = serve({k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "DEBUG"}})
     assert result.returncode == 2
     assert result.stderr.strip() == "configuration error: SECRET_KEY is required when DEBUG is off"
 
 
+@pytest.mark.subprocess
 def test_a_malformed_value_is_refused_naming_its_variable() -> None:
     result = serve({**os.environ, "DEBUG": "true", "PERIODIC_TASKS": "maybe", "PORT": "http"})
     assert result.returncode == 2
@@ -100,6 +102,7 @@ def test_the_payments_backend_follows_the_stripe_key_and_debug() -> None:
     assert Settings(secret_key=GOOD_KEY).payments_backend is None
 
 
+@pytest.mark.subprocess
 def test_the_fake_payments_backend_is_refused_without_debug() -> None:
     with pytest.raises(ValidationError, match="PAYMENTS_BACKEND=fake is only allowed with DEBUG"):
         Settings(secret_key=GOOD_KEY, payments_backend="fake")

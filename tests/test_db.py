@@ -32,10 +32,6 @@ from tests.conftest import TEST_DATABASE_URL
 from tests.order_factories import add_product, place_order, shopper_with_cart, stock_of
 from tests.processes import poll
 
-on_mariadb = pytest.mark.skipif(
-    not (TEST_DATABASE_URL or "").startswith(("mysql", "mariadb")),
-    reason="a MariaDB server setting: set TEST_DATABASE_URL to MariaDB to run it",
-)
 on_sqlite = pytest.mark.skipif(
     TEST_DATABASE_URL is not None, reason="an SQLite setting: runs without TEST_DATABASE_URL"
 )
@@ -43,14 +39,14 @@ on_sqlite = pytest.mark.skipif(
 _BOUNDED_THROUGH_CLOSE = {"__aenter__", "__aexit__", "aclose", "close_all"}
 
 
-@on_mariadb
+@pytest.mark.mariadb
 @pytest.mark.settings(database_timeout=2.5)
 async def test_mariadb_connections_carry_the_timeout_as_max_statement_time(ctx: AppContext) -> None:
     async with ctx.engine.connect() as connection:  # the engine alone: no asyncio deadline
         assert await connection.scalar(text("SELECT @@max_statement_time")) == 2.5
 
 
-@on_mariadb
+@pytest.mark.mariadb
 @pytest.mark.settings(database_timeout=0.5)
 async def test_a_statement_running_past_the_timeout_is_aborted_by_mariadb(
     ctx: AppContext,
@@ -62,7 +58,7 @@ async def test_a_statement_running_past_the_timeout_is_aborted_by_mariadb(
     assert time.monotonic() - started < 2
 
 
-@on_mariadb
+@pytest.mark.mariadb
 async def test_transactions_without_a_session_read_committed_rows_as_sessions_do(
     ctx: AppContext,
 ) -> None:
@@ -71,7 +67,7 @@ async def test_transactions_without_a_session_read_committed_rows_as_sessions_do
         assert await db.scalar(Statement(text("SELECT @@max_statement_time"))) == 5
 
 
-@on_mariadb
+@pytest.mark.mariadb
 @pytest.mark.settings(checkout_pool_size=2)
 async def test_transactions_take_at_most_the_checkout_pool_size_of_connections(
     ctx: AppContext,
@@ -99,7 +95,7 @@ async def test_transactions_take_at_most_the_checkout_pool_size_of_connections(
     assert ctx.transactions.in_use == 0
 
 
-@on_mariadb
+@pytest.mark.mariadb
 @pytest.mark.settings(checkout_pool_size=1, database_timeout=0.5)
 async def test_waiting_for_a_checkout_connection_gives_up_after_the_timeout(
     ctx: AppContext,
@@ -114,7 +110,7 @@ async def test_waiting_for_a_checkout_connection_gives_up_after_the_timeout(
         assert await db.scalar(Statement(text("SELECT 1"))) == 1
 
 
-@on_mariadb
+@pytest.mark.mariadb
 @pytest.mark.settings(checkout_pool_size=1)
 async def test_a_checkout_connection_discarded_frees_its_place_at_once(ctx: AppContext) -> None:
     taken = asyncio.Event()
@@ -164,7 +160,7 @@ def _pooled(engine: Engine, statement: str) -> tuple[Any, ...]:
     return connection_id, rows
 
 
-@on_mariadb
+@pytest.mark.mariadb
 async def test_a_connection_returned_inside_a_transaction_is_rolled_back(
     one_connection_engine: AsyncEngine,
 ) -> None:
@@ -176,7 +172,7 @@ async def test_a_connection_returned_inside_a_transaction_is_rolled_back(
     assert again == first and rows == ((0,),)
 
 
-@on_mariadb
+@pytest.mark.mariadb
 async def test_a_connection_returned_after_a_commit_is_not_sent_a_rollback(
     one_connection_engine: AsyncEngine,
 ) -> None:
@@ -198,7 +194,7 @@ async def _pings_so_far(engine: AsyncEngine) -> tuple[int, int]:
         return connection_id, int(status.one()[1])
 
 
-@on_mariadb
+@pytest.mark.mariadb
 async def test_a_connection_handed_back_moments_ago_is_not_pinged(
     one_connection_engine: AsyncEngine,
 ) -> None:
@@ -206,7 +202,7 @@ async def test_a_connection_handed_back_moments_ago_is_not_pinged(
     assert counts[0] == counts[1] == counts[2]
 
 
-@on_mariadb
+@pytest.mark.mariadb
 async def test_a_connection_idle_past_the_window_is_pinged_before_use(
     one_connection_engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -32,6 +32,7 @@ from tests.processes import (  # noqa: F401 (fixtures)
 )
 
 # What "a short bounded time" means for one request while Redis hangs.
+pytestmark = pytest.mark.subprocess  # a private redis-server per test
 REQUEST_BOUND_SECONDS = 3.0
 RECOVERY_SECONDS = 10.0
 

@@ -34,6 +34,7 @@ from tests.processes import (  # noqa: F401 (fixtures)
 )
 from tests.smtp import SmtpServer
 
+pytestmark = pytest.mark.subprocess
 SETTINGS = {"PERIODIC_TASKS": "false", "PYTHONUNBUFFERED": "1", "LOG_LEVEL": "INFO"}
 
 

@@ -29,6 +29,7 @@ from tests.stripe_stub import (  # noqa: F401
     stripe_settings_fixture,
 )
 
+pytestmark = pytest.mark.browser
 CHROMIUM = shutil.which("chromium")
 SCREENSHOT = Path(__file__).resolve().parents[2] / "var" / "test-artifacts" / "track.png"
 
