@@ -17,6 +17,7 @@ from typing import TypeVar
 from app.context import create_context
 from core.config import Settings
 from core.context import AppContext
+from core.payments import FakeGateway
 from core.security import create_access_token, hash_password
 from models.accounts import User
 from schemas.catalog import ProductIn
@@ -107,9 +108,7 @@ async def place_order(ctx: AppContext, user: User, slug: str) -> list[int]:
     )
     order_id = placed.order.id
     async with ctx.sessionmaker() as session:
-        await payments.start_payment(
-            session, order_id=order_id, user=user, gateway=payments.FakeGateway()
-        )
+        await payments.start_payment(session, order_id=order_id, user=user, gateway=FakeGateway())
         for status in ("processing", "shipped"):
             await orders.update_status(session, order_id=order_id, status=status)
         timeline = await orders.get_order_events(session, order_id=order_id, user=user)

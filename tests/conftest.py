@@ -23,8 +23,10 @@ from tornado.ioloop import IOLoop
 
 import app.server as app_server
 import core.security
+from app.asyncapi import build_asyncapi
 from app.cli import migrate
 from app.context import create_context
+from app.openapi import build_spec
 from app.server import ShopApplication, make_app
 from core.config import Settings
 from core.context import AppContext
@@ -50,7 +52,9 @@ class IsolatedSettings(Settings):
         cls,
         settings_cls: type[BaseSettings],
         init_settings: PydanticBaseSettingsSource,
-        **_other_sources: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return (init_settings,)
 
@@ -100,8 +104,8 @@ def in_process_start_up_costs() -> Iterator[None]:
     alike). Processes the tests start (tests/processes.py) keep the real figures."""
     cheap = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(app_server, "build_spec", _built_once(app_server.build_spec))
-        patch.setattr(app_server, "build_asyncapi", _built_once(app_server.build_asyncapi))
+        patch.setattr(app_server, "build_spec", _built_once(build_spec))
+        patch.setattr(app_server, "build_asyncapi", _built_once(build_asyncapi))
         patch.setattr(core.security, "_hasher", cheap)
         patch.setattr(core.security, "_DUMMY_HASH", cheap.hash("timing-equaliser"))
         yield

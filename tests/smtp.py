@@ -31,7 +31,7 @@ class _Recorder:
         # Held until release(), from the test's thread: waited for off the server's loop.
         await asyncio.to_thread(self.released.wait)
         parsed = message_from_bytes(envelope.original_content, policy=policy.default)
-        self.messages.append(parsed)  # type: ignore[arg-type]
+        self.messages.append(parsed)
         return "250 Message accepted for delivery"
 
 

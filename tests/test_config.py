@@ -6,6 +6,7 @@ import os
 import subprocess  # nosec B404 - runs this project's own CLI
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
@@ -66,7 +67,8 @@ def test_placeholder_or_short_secret_keys_are_refused(key: str) -> None:
 )
 def test_malformed_values_are_refused(name: str, value: str) -> None:
     with pytest.raises(ValidationError):
-        Settings(secret_key=GOOD_KEY, **{name: value})
+        values: dict[str, Any] = {name: value}
+        Settings(secret_key=GOOD_KEY, **values)
 
 
 def serve(env: dict[str, str]) -> subprocess.CompletedProcess[str]:

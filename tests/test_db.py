@@ -156,7 +156,9 @@ def _pooled(engine: Engine, statement: str) -> tuple[Any, ...]:
     try:
         cursor = connection.cursor()
         cursor.execute("SELECT CONNECTION_ID()")
-        (connection_id,) = cursor.fetchone()
+        row = cursor.fetchone()
+        assert row is not None
+        (connection_id,) = row
         cursor.execute(statement)
         rows = tuple(cursor.fetchall())
         cursor.close()

@@ -11,6 +11,7 @@ from urllib.parse import urlencode
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
+from websockets.typing import Origin
 
 from core.events import GOING_AWAY
 from core.sockets import OpenSockets
@@ -31,7 +32,9 @@ async def open_socket(
 ) -> AsyncIterator[ClientConnection]:
     """A connected client; `params` become the query string (None values left out)."""
     url = socket_url(client, path, **params)
-    async with connect(url, origin=origin, proxy=None, open_timeout=WAIT) as socket:
+    async with connect(
+        url, origin=None if origin is None else Origin(origin), proxy=None, open_timeout=WAIT
+    ) as socket:
         yield socket
 
 

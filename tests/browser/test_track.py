@@ -14,8 +14,8 @@ from playwright.async_api import Error, Page, WebSocket, async_playwright, expec
 from tornado.ioloop import IOLoop
 
 from core.context import AppContext
+from core.events import GOING_AWAY
 from core.security import create_access_token
-from handlers.realtime import GOING_AWAY
 from tests.client import ApiClient
 from tests.factories import DEFAULT_PASSWORD, create_user, log_in
 from tests.order_factories import add_discount, add_product, fill_cart, place_order
