@@ -147,6 +147,7 @@ async def test_a_hung_database_gives_503_within_the_timeout_and_the_service_reco
     assert await stock_of(ctx, "brass-lamp") == 9
 
 
+@pytest.mark.slow
 async def test_connections_cancelled_mid_query_never_answer_a_later_query(
     ctx: AppContext, client: ApiClient, proxied: ProxiedService
 ) -> None:
