@@ -16,7 +16,7 @@ DEV_KEY_FILE := var/dev-secret-key
 # Compiled gettext catalogs are build output, made from the committed .po files.
 MO_FILES := $(patsubst %.po,%.mo,$(wildcard locale/*/LC_MESSAGES/shop.po))
 
-.PHONY: install run test lint format messages bench fuzz clean
+.PHONY: install run test test-fast lint format messages bench fuzz clean
 
 install: $(STAMP)
 
@@ -46,6 +46,10 @@ run: $(RUNTIME_STAMP) $(MO_FILES) $(DEV_KEY_FILE)
 
 test: $(STAMP) $(MO_FILES)
 	$(BIN)/pytest
+
+# The unit and in-process tier: no slow tests, no real processes, no browser.
+test-fast: $(STAMP) $(MO_FILES)
+	$(BIN)/pytest -m "not slow and not subprocess and not browser"
 
 lint: $(STAMP)
 	$(BIN)/black --check $(SOURCES)

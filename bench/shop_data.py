@@ -17,6 +17,7 @@ from typing import TypeVar
 from app.context import create_context
 from core.config import Settings
 from core.context import AppContext
+from core.payments import FakeGateway
 from core.security import create_access_token, hash_password
 from models.accounts import User
 from schemas.catalog import ProductIn
@@ -112,7 +113,7 @@ async def place_order(ctx: AppContext, user: User, slug: str) -> list[int]:
             publisher=ctx.after_commit,
             order_id=order_id,
             user=user,
-            gateway=payments.FakeGateway(),
+            gateway=FakeGateway(),
         )
         for status in ("processing", "shipped"):
             await orders.update_status(

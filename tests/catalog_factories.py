@@ -64,13 +64,13 @@ async def create_discount(
 ) -> Discount:
     data = DiscountIn(
         code=code,
-        kind=kind,  # type: ignore[arg-type]
+        kind=kind,
         value=Decimal(value),
         category=category.slug if category else None,
         starts_at=starts_at,
         ends_at=ends_at,
         max_uses=max_uses,
-        min_order_total=min_order_total,  # type: ignore[arg-type]
+        min_order_total=min_order_total,
         is_active=is_active,
     )
     async with ctx.sessionmaker() as session:
@@ -97,7 +97,7 @@ async def served_from_cache(ctx: AppContext, fetch: Any) -> Response:
     first = await fetch()
     assert first.status == 200, first.body
     with recorded_queries(ctx) as statements:
-        second = await fetch()
+        second: Response = await fetch()
     assert statements == []
     assert second.json() == first.json()
     return second

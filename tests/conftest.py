@@ -10,18 +10,23 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
 import uvloop
+from argon2 import PasswordHasher
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 from sqlalchemy import MetaData, delete
 from tornado.ioloop import IOLoop
 
+import app.server as app_server
+import core.security
+from app.asyncapi import build_asyncapi
 from app.cli import migrate
 from app.context import create_context
+from app.openapi import build_spec
 from app.server import ShopApplication, make_app
 from core.config import Settings
 from core.context import AppContext
@@ -32,6 +37,7 @@ from tests.smtp import SmtpServer
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL")
+ON_MARIADB = (TEST_DATABASE_URL or "").startswith(("mysql", "mariadb"))
 TEST_SECRET_KEY = "test-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz"
 
 # Every test's loop is a uvloop one, as the server's is (app/cli.py).
@@ -46,7 +52,9 @@ class IsolatedSettings(Settings):
         cls,
         settings_cls: type[BaseSettings],
         init_settings: PydanticBaseSettingsSource,
-        **_other_sources: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return (init_settings,)
 
@@ -55,11 +63,52 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "settings(**overrides): Settings for this test's app")
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test marked `mariadb` is skipped unless the suite runs on MariaDB: the marker
+    is the skip, so `-m mariadb` selects exactly the tests an SQLite run leaves out."""
+    if ON_MARIADB:
+        return
+    skip = pytest.mark.skip(reason="MariaDB only: set TEST_DATABASE_URL to MariaDB to run it")
+    for item in items:
+        if item.get_closest_marker("mariadb") is not None:
+            item.add_marker(skip)
+
+
 def pytest_report_header() -> list[str]:
     return [
         f"database: {'MariaDB/MySQL (TEST_DATABASE_URL)' if TEST_DATABASE_URL else 'SQLite'}",
         f"redis: {'TEST_REDIS_URL' if TEST_REDIS_URL else 'in-memory cache, limits and pub/sub'}",
     ]
+
+
+def _built_once(build: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
+    """`build` for the same routes and arguments computed once (the app only serves
+    what it returns, never changes it)."""
+    built: dict[Any, dict[str, Any]] = {}
+
+    def once(routes: list[tuple[str, type, str]], **kwargs: Any) -> dict[str, Any]:
+        key = (tuple(routes), tuple(sorted(kwargs.items())))
+        if key not in built:
+            built[key] = build(routes, **kwargs)
+        return built[key]
+
+    return once
+
+
+@pytest.fixture(scope="session", autouse=True)
+def in_process_start_up_costs() -> Iterator[None]:
+    """What costs every in-process test a few hundred milliseconds of CPU without being
+    what it tests: the OpenAPI and AsyncAPI documents, built from the same routes by
+    each app, are built once; passwords are hashed with Argon2id at its lowest cost
+    (the same algorithm and code path; a hash records its own cost, so verifying works
+    alike). Processes the tests start (tests/processes.py) keep the real figures."""
+    cheap = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(app_server, "build_spec", _built_once(build_spec))
+        patch.setattr(app_server, "build_asyncapi", _built_once(build_asyncapi))
+        patch.setattr(core.security, "_hasher", cheap)
+        patch.setattr(core.security, "_DUMMY_HASH", cheap.hash("timing-equaliser"))
+        yield
 
 
 async def _drop_everything(url: str) -> None:

@@ -8,6 +8,7 @@ The test that starts a process owns it: a fixture's teardown ends it (`stop_all`
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import os
 import shutil
@@ -45,13 +46,21 @@ def free_port() -> int:
         return port
 
 
-async def poll(check: Callable[[], Awaitable[bool]], *, timeout: float, failure: str) -> None:
-    """Call `check` until it returns True; AssertionError(`failure`) after `timeout` s."""
+async def poll(
+    check: Callable[[], Awaitable[bool] | bool], *, timeout: float, failure: str
+) -> None:
+    """Call `check` (a plain or a coroutine function) until it returns True;
+    AssertionError(`failure`) after `timeout` s. The one way tests wait for a condition."""
     deadline = time.monotonic() + timeout
-    while not await check():
+    while not await _holds(check):
         if time.monotonic() > deadline:
             raise AssertionError(f"{failure} (waited {timeout:g} s)")
         await asyncio.sleep(POLL_SECONDS)
+
+
+async def _holds(check: Callable[[], Awaitable[bool] | bool]) -> bool:
+    result = check()
+    return await result if inspect.isawaitable(result) else result
 
 
 class OwnedProcess:

@@ -28,10 +28,10 @@ class _Recorder:
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         self.receiving.set()
-        while not self.released.is_set():  # the server's own loop, in its own thread
-            await asyncio.sleep(0.01)
+        # Held until release(), from the test's thread: waited for off the server's loop.
+        await asyncio.to_thread(self.released.wait)
         parsed = message_from_bytes(envelope.original_content, policy=policy.default)
-        self.messages.append(parsed)  # type: ignore[arg-type]
+        self.messages.append(parsed)
         return "250 Message accepted for delivery"
 
 

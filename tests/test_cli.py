@@ -7,11 +7,14 @@ import subprocess  # nosec B404 - runs this project's own CLI
 import sys
 from pathlib import Path
 
+import pytest
+
 from core.context import AppContext
 from tests.client import ApiClient
 from tests.conftest import TEST_SECRET_KEY
 from tests.factories import DEFAULT_PASSWORD
 
+pytestmark = pytest.mark.subprocess
 ROOT = Path(__file__).resolve().parent.parent
 
 

@@ -6,6 +6,7 @@ import os
 import subprocess  # nosec B404 - runs this project's own CLI
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
@@ -66,7 +67,8 @@ def test_placeholder_or_short_secret_keys_are_refused(key: str) -> None:
 )
 def test_malformed_values_are_refused(name: str, value: str) -> None:
     with pytest.raises(ValidationError):
-        Settings(secret_key=GOOD_KEY, **{name: value})
+        values: dict[str, Any] = {name: value}
+        Settings(secret_key=GOOD_KEY, **values)
 
 
 def serve(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -81,12 +83,14 @@ def serve(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.subprocess
 def test_the_service_refuses_to_start_without_a_secret_key_with_a_one_line_reason() -> None:
     result = serve({k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "DEBUG"}})
     assert result.returncode == 2
     assert result.stderr.strip() == "configuration error: SECRET_KEY is required when DEBUG is off"
 
 
+@pytest.mark.subprocess
 def test_a_malformed_value_is_refused_naming_its_variable() -> None:
     result = serve({**os.environ, "DEBUG": "true", "PERIODIC_TASKS": "maybe", "PORT": "http"})
     assert result.returncode == 2
@@ -100,6 +104,7 @@ def test_the_payments_backend_follows_the_stripe_key_and_debug() -> None:
     assert Settings(secret_key=GOOD_KEY).payments_backend is None
 
 
+@pytest.mark.subprocess
 def test_the_fake_payments_backend_is_refused_without_debug() -> None:
     with pytest.raises(ValidationError, match="PAYMENTS_BACKEND=fake is only allowed with DEBUG"):
         Settings(secret_key=GOOD_KEY, payments_backend="fake")

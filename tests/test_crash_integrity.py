@@ -33,6 +33,7 @@ from tests.processes import ShopServer, logs_on_failure, server_settings, stop_a
 BUYERS = 60
 # Answers seen before the kill: enough to know the burst is under way, few enough that
 # most checkouts are still in flight.
+pytestmark = pytest.mark.subprocess
 ANSWERS_BEFORE_KILL = 5
 STARTING_STOCK = {"brass-lamp": 40, "desk-fan": 25, "wool-rug": 30}
 # Three kinds of cart, some sharing products, so checkouts contend for the same rows.

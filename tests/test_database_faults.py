@@ -27,17 +27,15 @@ from core.db import DatabaseTimeout
 from models.catalog import Product
 from tasks.orders import expire_orders
 from tests.client import ApiClient, Response
-from tests.conftest import TEST_DATABASE_URL, build_settings
+from tests.conftest import build_settings
 from tests.db_proxy import DatabaseProxy
 from tests.factories import DEFAULT_PASSWORD, LoggedIn, create_user
 from tests.order_factories import add_product, fill_cart, place_order, shopper, stock_of
 from tests.processes import ServerHTTP, poll
 
-pytestmark = pytest.mark.skipif(
-    not (TEST_DATABASE_URL or "").startswith(("mysql", "mariadb")),
-    reason="the proxy stands between the service and a database server over TCP; "
-    "set TEST_DATABASE_URL to MariaDB/MySQL (SQLite has no connection to freeze)",
-)
+# The proxy stands between the service and a database server over TCP: SQLite has no
+# connection to freeze, so these run on MariaDB/MySQL only.
+pytestmark = pytest.mark.mariadb
 
 DATABASE_TIMEOUT = 1.0
 # What a request may take beyond DATABASE_TIMEOUT to answer.
@@ -149,6 +147,7 @@ async def test_a_hung_database_gives_503_within_the_timeout_and_the_service_reco
     assert await stock_of(ctx, "brass-lamp") == 9
 
 
+@pytest.mark.slow
 async def test_connections_cancelled_mid_query_never_answer_a_later_query(
     ctx: AppContext, client: ApiClient, proxied: ProxiedService
 ) -> None:

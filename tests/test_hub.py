@@ -4,13 +4,23 @@ the publisher has moved on, a slice of listeners per turn of the event loop."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from typing import cast
 
 from core.hub import DISPATCH_SLICE, Hub
 from models.base import utcnow
-from schemas.events import StockChanged
+from schemas.events import Event, StockChanged
 
 LISTENERS = DISPATCH_SLICE * 3 + 7
 EVENTS = 5
+
+
+def stock_of(event: Event) -> int:
+    return cast(StockChanged, event).stock
+
+
+def recorder(log: list[int]) -> Callable[[Event], None]:
+    return lambda event: log.append(stock_of(event))
 
 
 def change(stock: int) -> StockChanged:
@@ -27,7 +37,7 @@ async def test_every_listener_gets_every_event_in_order_after_publish_returns() 
     hub: Hub[StockChanged] = Hub()
     received: list[list[int]] = [[] for _ in range(LISTENERS)]
     for log in received:
-        hub.subscribe("inventory", lambda event, log=log: log.append(event.stock))
+        hub.subscribe("inventory", recorder(log))
     for stock in range(EVENTS):
         await hub.publish(change(stock))
     assert all(log == [] for log in received)  # the publisher went on first
@@ -67,7 +77,7 @@ async def test_a_listener_subscribed_after_publish_gets_only_later_events() -> N
     hub: Hub[StockChanged] = Hub()
     received: list[int] = []
     await hub.publish(change(1))
-    hub.subscribe("inventory", lambda event: received.append(event.stock))
+    hub.subscribe("inventory", lambda event: received.append(stock_of(event)))
     await hub.publish(change(2))
     await settle(hub)
     assert received == [2]

@@ -9,6 +9,7 @@ import string
 import sys
 from typing import Any
 
+import pytest
 from openapi_spec_validator import validate
 from pydantic import ValidationError
 
@@ -147,6 +148,7 @@ async def test_the_country_pattern_matches_exactly_the_codes_the_server_takes(
         assert bool(pattern.search(pair)) == (pair.upper() in COUNTRY_CODES), pair
 
 
+@pytest.mark.slow
 async def test_a_stripped_string_must_hold_a_character_that_stripping_keeps(
     client: ApiClient,
 ) -> None:

@@ -46,6 +46,7 @@ from tests.processes import (  # noqa: F401
 from tests.stripe_stub import SECRET_KEY as STRIPE_SECRET_KEY
 from tests.stripe_stub import StripeStub
 
+pytestmark = pytest.mark.subprocess
 MESSAGE_SECONDS = 5.0
 # Redis re-subscription backs off up to 5 s between attempts (core/redis_subscription.py).
 RECOVERY_SECONDS = 20.0

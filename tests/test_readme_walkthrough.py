@@ -26,6 +26,7 @@ from models.orders import Order
 from tests.order_factories import stock_of, timeline
 from tests.processes import ROOT, ShopServer, logs_on_failure, server_settings, stop_all
 
+pytestmark = pytest.mark.subprocess
 MARKER = "<!-- walkthrough:"
 BASE_URL = "http://127.0.0.1:8888"
 SCRIPT_SECONDS = 60

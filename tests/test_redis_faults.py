@@ -17,7 +17,7 @@ from structlog.testing import capture_logs
 
 from core.config import Settings
 from core.context import AppContext
-from core.redis_health import COOL_DOWN_SECONDS, REDIS_TIMEOUT_SECONDS
+from core.redis_health import COOL_DOWN_SECONDS, RedisHealth
 from tests.catalog_factories import create_product, recorded_queries, served_from_cache
 from tests.client import ApiClient, Response
 from tests.conftest import build_settings
@@ -32,6 +32,7 @@ from tests.processes import (  # noqa: F401 (fixtures)
 )
 
 # What "a short bounded time" means for one request while Redis hangs.
+pytestmark = pytest.mark.subprocess  # a private redis-server per test
 REQUEST_BOUND_SECONDS = 3.0
 RECOVERY_SECONDS = 10.0
 
@@ -164,8 +165,16 @@ async def test_an_entry_cached_before_an_outage_is_not_served_after_a_write_duri
 
 
 async def test_a_frozen_redis_costs_one_bounded_wait_per_cool_down_not_per_request(
-    client: ApiClient, ctx: AppContext, redis_server: RedisServer
+    client: ApiClient, ctx: AppContext, redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    tries: list[bool] = []  # each answer of the breaker: True when Redis is to be called
+    should_try = RedisHealth.should_try
+
+    def recorded(health: RedisHealth, use: str) -> bool:
+        tries.append(should_try(health, use))
+        return tries[-1]
+
+    monkeypatch.setattr(RedisHealth, "should_try", recorded)
     await create_user(ctx, "ada@example.com")
     buyer = await shopper_with_cart(client, ctx, 1, stock=5)
     with redis_server.frozen():
@@ -173,7 +182,9 @@ async def test_a_frozen_redis_costs_one_bounded_wait_per_cool_down_not_per_reque
         assert first.status == 200, first.body
         assert seconds < REQUEST_BOUND_SECONDS
 
-        # Within the cool-down nothing waits for Redis.
+        # Within the cool-down nothing waits for Redis: none of these calls it (rather
+        # than a bound on their time, which a loaded machine can exceed without Redis).
+        tries.clear()
         for request, status in [
             (lambda: client.get("catalog:product", "brass-lamp"), 200),
             (lambda: login(client, "ada@example.com"), 200),
@@ -181,10 +192,10 @@ async def test_a_frozen_redis_costs_one_bounded_wait_per_cool_down_not_per_reque
         ]:
             response, seconds = await timed(request())
             assert response.status == status, response.body
-            assert seconds < REDIS_TIMEOUT_SECONDS
+            assert True not in tries, f"Redis was called within the cool-down ({seconds:.2f} s)"
 
         # After it, one request tries Redis again, and waits no longer than the first.
-        await asyncio.sleep(COOL_DOWN_SECONDS)
+        await asyncio.sleep(COOL_DOWN_SECONDS)  # the cool-down passing is the point here
         again, seconds = await timed(client.get("catalog:products"))
         assert again.status == 200, again.body
         assert seconds < REQUEST_BOUND_SECONDS

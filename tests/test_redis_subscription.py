@@ -18,7 +18,14 @@ from core.metrics import Metrics
 from core.redis_health import RedisHealth, fail_fast_options
 from core.redis_subscription import RedisSubscription, shared_channel
 from models.base import utcnow
-from schemas.events import CHANNELS, INVENTORY_CHANNEL, StockChanged, decode_event, encode_event
+from schemas.events import (
+    CHANNELS,
+    INVENTORY_CHANNEL,
+    Event,
+    StockChanged,
+    decode_event,
+    encode_event,
+)
 
 # Fixture "redis_server": a private Redis the test may kill or restart.
 from tests.processes import (  # noqa: F401 (fixtures)
@@ -165,11 +172,21 @@ def stock(level: int) -> StockChanged:
     return StockChanged(product="brass-lamp", stock=level, in_stock=level > 0, at=utcnow())
 
 
+def levels_into(levels: list[int]) -> Callable[[Event], None]:
+    """A listener that keeps the stock level of each inventory event it hears."""
+
+    def listen(event: Event) -> None:
+        assert isinstance(event, StockChanged)
+        levels.append(event.stock)
+
+    return listen
+
+
 @asynccontextmanager
-async def hub_on(server: RedisServer) -> AsyncIterator[tuple[Hub[StockChanged], RedisBroker]]:
+async def hub_on(server: RedisServer) -> AsyncIterator[tuple[Hub[Event], RedisBroker]]:
     redis = client(server)
     broker = RedisBroker(redis, RedisHealth(Metrics()), channels=CHANNELS)
-    hub: Hub[StockChanged] = Hub(broker, Codec(encode=encode_event, decode=decode_event))
+    hub: Hub[Event] = Hub(broker, Codec(encode=encode_event, decode=decode_event))
     await hub.start()
     try:
         yield hub, broker
@@ -186,20 +203,22 @@ async def test_the_broker_carries_events_between_two_hubs_on_one_redis(
         await asyncio.wait_for(broker_b.subscribed.wait(), WAIT_SECONDS)
         on_a: list[int] = []
         on_b: list[int] = []
-        a.subscribe(INVENTORY_CHANNEL, lambda event: on_a.append(event.stock))
-        b.subscribe(INVENTORY_CHANNEL, lambda event: on_b.append(event.stock))
+        a.subscribe(INVENTORY_CHANNEL, levels_into(on_a))
+        b.subscribe(INVENTORY_CHANNEL, levels_into(on_b))
         await a.publish(stock(3))
         await b.publish(stock(4))
         await until(lambda: len(on_a) == 2 and len(on_b) == 2, "events did not cross")
-        await asyncio.sleep(0.2)  # an own message heard back would come by now
-        assert sorted(on_a) == sorted(on_b) == [3, 4], "each event once in each process"
+        # A's own 3, heard back from Redis, would reach A before B's later 5 does.
+        await b.publish(stock(5))
+        await until(lambda: 5 in on_a and 5 in on_b, "the marker did not cross")
+        assert sorted(on_a) == sorted(on_b) == [3, 4, 5], "each event once in each process"
 
 
 async def test_an_undecodable_payload_is_logged_and_dropped(redis_server: RedisServer) -> None:
     async with hub_on(redis_server) as (hub, broker):
         await asyncio.wait_for(broker.subscribed.wait(), WAIT_SECONDS)
         heard: list[int] = []
-        hub.subscribe(INVENTORY_CHANNEL, lambda event: heard.append(event.stock))
+        hub.subscribe(INVENTORY_CHANNEL, levels_into(heard))
         redis = client(redis_server)
         channel = shared_channel(redis, "events:") + INVENTORY_CHANNEL
         with capture_logs() as logs:
@@ -218,8 +237,8 @@ async def test_an_outage_logs_one_warning_and_delivery_resumes(
             await asyncio.wait_for(broker_b.subscribed.wait(), WAIT_SECONDS)
             on_a: list[int] = []
             on_b: list[int] = []
-            a.subscribe(INVENTORY_CHANNEL, lambda event: on_a.append(event.stock))
-            b.subscribe(INVENTORY_CHANNEL, lambda event: on_b.append(event.stock))
+            a.subscribe(INVENTORY_CHANNEL, levels_into(on_a))
+            b.subscribe(INVENTORY_CHANNEL, levels_into(on_b))
             redis_server.kill()
             await until(lambda: not broker_b.subscribed.is_set(), "the outage went unnoticed")
             for level in range(3):

@@ -48,6 +48,7 @@ from tests.processes import (  # noqa: F401 (fixtures)
     stop_all,
 )
 
+pytestmark = pytest.mark.subprocess
 EVENT_SECONDS = 10.0
 COOKIE = "session=cookie-that-must-stay-home"
 

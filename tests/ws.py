@@ -11,7 +11,10 @@ from urllib.parse import urlencode
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
+from websockets.typing import Origin
 
+from core.sockets import OpenSockets
+from core.websocket import GOING_AWAY
 from tests.client import ApiClient
 
 WAIT = 5.0  # seconds any single expected message may take
@@ -29,7 +32,9 @@ async def open_socket(
 ) -> AsyncIterator[ClientConnection]:
     """A connected client; `params` become the query string (None values left out)."""
     url = socket_url(client, path, **params)
-    async with connect(url, origin=origin, proxy=None, open_timeout=WAIT) as socket:
+    async with connect(
+        url, origin=None if origin is None else Origin(origin), proxy=None, open_timeout=WAIT
+    ) as socket:
         yield socket
 
 
@@ -44,13 +49,19 @@ async def receive_many(socket: ClientConnection, count: int) -> list[dict[str, A
     return [await receive(socket) for _ in range(count)]
 
 
-async def nothing_more(socket: ClientConnection, wait: float = 0.3) -> bool:
-    """True when no message arrives within `wait` seconds."""
+async def rest_before_close(sockets: OpenSockets, socket: ClientConnection) -> list[Any]:
+    """Close every socket from the server's side, then what `socket` receives before
+    that close frame. The server writes the close after everything it has handed the
+    socket already, so `[]` is a positive signal that no further message was on its
+    way (call it once the last event that could have sent one has been received)."""
+    sockets.drop_all(GOING_AWAY, "the test has heard enough")
+    rest = []
     try:
-        await asyncio.wait_for(socket.recv(), wait)
-    except TimeoutError:
-        return True
-    return False
+        async with asyncio.timeout(WAIT):
+            while True:
+                rest.append(json.loads(await socket.recv()))
+    except ConnectionClosed:
+        return rest
 
 
 async def close_code(socket: ClientConnection, timeout: float = WAIT) -> int | None:

@@ -15,7 +15,7 @@ from tornado.ioloop import IOLoop
 
 from core.context import AppContext
 from core.security import create_access_token
-from handlers.realtime import GOING_AWAY
+from core.websocket import GOING_AWAY
 from tests.client import ApiClient
 from tests.factories import DEFAULT_PASSWORD, create_user, log_in
 from tests.order_factories import add_discount, add_product, fill_cart, place_order
@@ -29,6 +29,7 @@ from tests.stripe_stub import (  # noqa: F401
     stripe_settings_fixture,
 )
 
+pytestmark = pytest.mark.browser
 CHROMIUM = shutil.which("chromium")
 SCREENSHOT = Path(__file__).resolve().parents[2] / "var" / "test-artifacts" / "track.png"
 

@@ -52,7 +52,8 @@ async def served_document(client: ApiClient) -> dict[str, Any]:
     response = await client.get("ops:asyncapi")
     assert response.status == 200
     assert response.headers["Content-Type"].startswith("application/json")
-    return response.json()
+    document: dict[str, Any] = response.json()
+    return document
 
 
 def payload_validator(document: dict[str, Any], message: str) -> Draft7Validator:

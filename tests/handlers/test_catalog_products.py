@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -173,7 +174,7 @@ async def test_unknown_slugs_are_404(client: ApiClient, ctx: AppContext) -> None
         ("DELETE", "catalog:category"),
         ("GET", "catalog:product-reviews"),
     ]:
-        body = {} if method == "PATCH" else None
+        body: dict[str, Any] | None = {} if method == "PATCH" else None
         response = await client.request(method, route, "nothing", json_body=body, token=token)
         assert (response.status, response.error_code) == (404, "not_found"), (method, route)
 

@@ -164,7 +164,7 @@ async def test_discounts_are_staff_only(client: ApiClient, ctx: AppContext) -> N
 async def test_unknown_discount_ids_are_404(client: ApiClient, ctx: AppContext) -> None:
     token = await staff_token(client, ctx)
     for method in ("GET", "PATCH", "DELETE"):
-        body = {} if method == "PATCH" else None
+        body: dict[str, Any] | None = {} if method == "PATCH" else None
         response = await client.request(
             method, "catalog:discount", 999, json_body=body, token=token
         )

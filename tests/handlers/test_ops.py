@@ -101,7 +101,8 @@ class TestHealthWithARedisThatNeverAnswers:
     ) -> None:
         started = time.monotonic()
         response = await client.get("ops:health")
-        assert time.monotonic() - started < 1.5
+        # Redis never answering would hold it forever: 1 s of timeout, and headroom.
+        assert time.monotonic() - started < 1 + 2
         assert response.status == 200
         assert response.json() == {"status": "degraded", "database": "ok", "redis": "unavailable"}
 

@@ -67,6 +67,7 @@ async def test_fifty_buyers_racing_for_ten_items_make_exactly_ten_orders(
     assert await count_rows(ctx, Order) == 10
 
 
+@pytest.mark.slow
 async def test_buyers_of_overlapping_carts_never_deadlock_or_oversell(
     crowd: ApiClient, ctx: AppContext
 ) -> None:

@@ -33,7 +33,9 @@ async def test_the_confirmation_mail_reaches_the_smtp_server_once(
     [mail] = smtp.messages
     assert mail["To"] == buyer.user.email
     assert mail["Subject"] == f"We received your order #{order['id']}"
-    body = mail.get_body().get_content()
+    part = mail.get_body()
+    assert part is not None
+    body = part.get_content()
     assert "2 x Brass Lamp: 39.98 USD" in body
     assert "Total: 39.98 USD" in body
 

@@ -21,7 +21,7 @@ from tests.stripe_stub import (  # noqa: F401
     stripe_api_fixture,
     stripe_settings_fixture,
 )
-from tests.ws import close_code, nothing_more, open_socket, receive
+from tests.ws import close_code, open_socket, receive
 
 INVENTORY = "/ws/inventory"
 
@@ -115,4 +115,6 @@ async def test_every_kind_of_stock_change_is_pushed(client: ApiClient, ctx: AppC
             "catalog:product", "brass-lamp", json={"name": "Lamp"}, token=staff.token
         )
         await client.patch("catalog:product", "desk-fan", json={"stock": 1}, token=staff.token)
-        assert await nothing_more(socket)
+        # The next change of brass-lamp is the next message: nothing came in between.
+        await client.patch("catalog:product", "brass-lamp", json={"stock": 1}, token=staff.token)
+        assert await next_stock() == ("brass-lamp", 1, True)

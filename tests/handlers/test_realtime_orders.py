@@ -20,7 +20,8 @@ from services import orders
 from tests.client import ApiClient
 from tests.factories import log_in
 from tests.order_factories import add_product, ordered, shopper, shoppers
-from tests.ws import close_code, nothing_more, open_socket, receive, receive_many
+from tests.processes import poll
+from tests.ws import WAIT, close_code, open_socket, receive, receive_many, rest_before_close
 
 ORDERS = "/ws/orders"
 
@@ -93,11 +94,13 @@ async def test_watching_someone_elses_order_or_an_unknown_one_closes_with_4403(
 async def test_a_token_that_expires_while_connected_closes_with_4401(
     client: ApiClient, ctx: AppContext
 ) -> None:
+    await add_product(ctx, stock=10)
     buyer = await shopper(ctx)
     # JWT times are whole seconds: a 2 s token has at least 1 s left.
     short_lived = create_access_token(user_id=buyer.user.id, key=ctx.settings.signing_key, ttl=2)
-    async with open_socket(client, ORDERS, token=short_lived) as socket:
-        assert await nothing_more(socket, wait=0.5)  # open, then closed at expiry
+    async with open_socket(client, ORDERS, token=short_lived, since=0) as socket:
+        order = await ordered(client, buyer.token, {"brass-lamp": 1})
+        assert (await receive(socket))["order_id"] == order["id"]  # open, then closed at expiry
         assert await close_code(socket, timeout=3) == 4401
 
 
@@ -128,7 +131,8 @@ async def test_shoppers_hear_their_own_orders_and_staff_hear_every_order(
         ]
         heard_by_staff = await receive_many(staff_socket, 3)
         assert [m["order_id"] for m in heard_by_staff] == [alices["id"], bobs["id"], alices["id"]]
-        assert await nothing_more(alice_socket) and await nothing_more(bob_socket)
+        assert await rest_before_close(ctx.sockets, alice_socket) == []
+        assert await rest_before_close(ctx.sockets, bob_socket) == []
 
     first = heard_by_alice[0]
     assert set(first) == {"type", "event_id", "order_id", "status", "at"}  # no user_id
@@ -149,7 +153,7 @@ async def test_the_order_filter_hears_one_order_only(client: ApiClient, ctx: App
         await cancel(client, buyer.token, watched["id"])
         [message] = await receive_many(socket, 1)
         assert (message["order_id"], message["status"]) == (watched["id"], "cancelled")
-        assert await nothing_more(socket)
+        assert await rest_before_close(ctx.sockets, socket) == []
 
 
 async def test_staff_may_watch_any_single_order(client: ApiClient, ctx: AppContext) -> None:
@@ -181,7 +185,7 @@ async def test_since_replays_what_was_missed_in_order_then_goes_live(
         replayed = await receive_many(socket, 2)
         await cancel(client, buyer.token, second["id"])
         live = await receive(socket)
-        assert await nothing_more(socket)
+        assert await rest_before_close(ctx.sockets, socket) == []
 
     assert [(m["order_id"], m["status"]) for m in replayed] == [
         (second["id"], "pending_payment"),
@@ -211,7 +215,7 @@ async def test_events_committed_while_the_replay_runs_arrive_once(
     since = placed[0]["last_event_id"]
     async with open_socket(client, ORDERS, token=buyer.token, since=since) as socket:
         heard = await receive_many(socket, 4)
-        assert await nothing_more(socket)
+        assert await rest_before_close(ctx.sockets, socket) == []
 
     stored = []
     for order in placed:
@@ -298,7 +302,7 @@ async def test_an_allowed_origin_is_accepted(client: ApiClient, ctx: AppContext)
 
 
 async def test_a_reconnect_storm_waits_for_turns_and_misses_nothing(
-    client: ApiClient, ctx: AppContext
+    client: ApiClient, ctx: AppContext, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """While every turn to read the database is taken, reconnecting sockets wait (they
     do not fail on the pool's timeout); once turns free up, each gets its replay."""
@@ -310,6 +314,18 @@ async def test_a_reconnect_storm_waits_for_turns_and_misses_nothing(
     turns = ctx.sockets.start_turns
     for _ in range(STARTS_AT_ONCE):
         await turns.acquire()  # a storm already under way
+    waiting = 0
+    acquire = turns.acquire
+
+    async def counted_acquire() -> bool:
+        nonlocal waiting
+        waiting += 1
+        try:
+            return await acquire()
+        finally:
+            waiting -= 1
+
+    monkeypatch.setattr(turns, "acquire", counted_acquire)
     async with contextlib.AsyncExitStack() as stack:
         sockets = [
             await stack.enter_async_context(
@@ -317,7 +333,8 @@ async def test_a_reconnect_storm_waits_for_turns_and_misses_nothing(
             )
             for buyer, order in zip(buyers, placed, strict=True)
         ]
-        assert all([await nothing_more(socket) for socket in sockets])  # waiting
+        await poll(lambda: waiting == 3, timeout=WAIT, failure="the sockets are not waiting")
+        assert [socket.close_code for socket in sockets] == [None] * 3  # waiting, not failed
         for _ in range(STARTS_AT_ONCE):
             turns.release()
         replays = [await receive(socket) for socket in sockets]

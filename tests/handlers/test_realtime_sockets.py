@@ -7,17 +7,19 @@ import base64
 import os
 import re
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import pytest
 from websockets.asyncio.client import connect
 
 from core.context import AppContext
+from handlers.realtime import EventSocketHandler
 from models.base import utcnow
 from schemas.events import StockChanged
 from tests.client import ApiClient
 from tests.order_factories import add_product
+from tests.processes import poll
 from tests.ws import WAIT, close_code, open_socket, receive, socket_url
 
 INVENTORY = "/ws/inventory"
@@ -55,12 +57,6 @@ def metric(ctx: AppContext, name: str, channel: str = "inventory") -> float:
     """The current value of one of the websocket metrics, as /metrics shows it."""
     value: float = ctx.metrics.registry.get_sample_value(name, {"channel": channel}) or 0.0
     return value
-
-
-async def until(condition: Callable[[], bool], timeout: float = WAIT) -> None:
-    async with asyncio.timeout(timeout):
-        while not condition():
-            await asyncio.sleep(0.02)
 
 
 @pytest.mark.settings(ws_queue_limit=32)
@@ -139,15 +135,22 @@ async def test_a_peer_that_stops_answering_pings_is_dropped(
             opcodes.append(header[0] & 0x0F)
     assert 0x9 in opcodes  # it was pinged first
     writer.close()
-    await until(lambda: metric(ctx, "shop_ws_open_sockets") == 0)
+    await poll(
+        lambda: metric(ctx, "shop_ws_open_sockets") == 0, timeout=WAIT, failure="sockets open"
+    )
 
 
 @pytest.mark.settings(ws_ping_interval=0.2, ws_ping_timeout=0.2)
-async def test_a_peer_that_answers_pings_stays(client: ApiClient, ctx: AppContext) -> None:
+async def test_a_peer_that_answers_pings_stays(
+    client: ApiClient, ctx: AppContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pongs: list[bytes] = []
+    monkeypatch.setattr(EventSocketHandler, "on_pong", lambda _self, data: pongs.append(data))
     await add_product(ctx, "brass-lamp", stock=1)
     async with open_socket(client, INVENTORY, products="brass-lamp") as socket_:
         await receive(socket_)
-        await asyncio.sleep(1)  # several ping rounds
+        # Several ping rounds, each answered, however long the loaded machine takes.
+        await poll(lambda: len(pongs) >= 3, timeout=WAIT, failure="fewer than 3 pongs")
         await ctx.hub.publish(
             StockChanged(product="brass-lamp", stock=0, in_stock=False, at=utcnow())
         )
@@ -184,4 +187,6 @@ async def test_metrics_count_open_sockets_messages_and_drops(
     assert re.search(r'^shop_ws_open_sockets\{channel="inventory"\} 1\.0$', text, re.M)
     assert re.search(r'^shop_ws_messages_sent_total\{channel="inventory"\} 2\.0$', text, re.M)
     assert "shop_ws_slow_consumers_dropped_total" in text
-    await until(lambda: metric(ctx, "shop_ws_open_sockets") == 0)
+    await poll(
+        lambda: metric(ctx, "shop_ws_open_sockets") == 0, timeout=WAIT, failure="sockets open"
+    )

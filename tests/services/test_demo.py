@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from sqlalchemy import select
 
 from core.context import AppContext
@@ -43,6 +44,7 @@ async def test_seeding_twice_adds_the_catalogue_once_and_keeps_edits(ctx: AppCon
         assert lamp is not None and lamp.price_cents == 1
 
 
+@pytest.mark.subprocess
 async def test_seed_demo_prints_credentials_that_log_in(client: ApiClient, ctx: AppContext) -> None:
     result = run_cli(ctx, "seed-demo")
     assert result.returncode == 0, result.stderr
@@ -63,6 +65,7 @@ async def test_seed_demo_prints_credentials_that_log_in(client: ApiClient, ctx: 
     assert "created" not in again.stdout
 
 
+@pytest.mark.subprocess
 async def test_under_debug_seed_demo_prints_the_documented_logins_every_time(
     client: ApiClient, ctx: AppContext
 ) -> None:

@@ -26,7 +26,9 @@ from tests.stripe_stub import (  # noqa: F401
 
 async def uses(ctx: AppContext, code: str = "ONCE") -> int:
     async with ctx.sessionmaker() as session:
-        return int(await session.scalar(select(Discount.used_count).where(Discount.code == code)))
+        used = await session.scalar(select(Discount.used_count).where(Discount.code == code))
+    assert used is not None
+    return int(used)
 
 
 async def order_with_code(client: ApiClient, token: str, code: str = "ONCE") -> dict[str, int]:

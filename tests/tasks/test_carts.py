@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from sqlalchemy import update
 
 from core.context import AppContext
@@ -66,6 +67,7 @@ async def test_two_purges_at_once_delete_each_cart_once(client: ApiClient, ctx: 
     assert await count_rows(ctx, CartItem) == 0
 
 
+@pytest.mark.subprocess
 async def test_purge_carts_runs_from_the_command_line(client: ApiClient, ctx: AppContext) -> None:
     await add_product(ctx)
     buyer = await shopper(ctx)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from sqlalchemy import update
 
 from core.context import AppContext
@@ -96,6 +97,7 @@ async def test_two_runs_at_once_expire_each_order_once(client: ApiClient, ctx: A
         assert await timeline(ctx, order["id"]) == ["pending_payment", "expired"]
 
 
+@pytest.mark.subprocess
 async def test_expire_orders_runs_from_the_command_line(client: ApiClient, ctx: AppContext) -> None:
     buyer, order = await placed_order(client, ctx, 1, stock=10)
     await age(ctx, order["id"], days=1)

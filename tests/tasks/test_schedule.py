@@ -8,25 +8,30 @@ from structlog.testing import capture_logs
 
 from core.context import AppContext
 from tasks import PeriodicTask, PeriodicTasks
+from tests.processes import poll
+
+WAIT = 5.0
 
 
 async def test_stopping_waits_for_a_run_in_flight(ctx: AppContext) -> None:
-    finished = asyncio.Event()
+    started, finished = asyncio.Event(), asyncio.Event()
 
     async def slow(_ctx: AppContext) -> None:
-        await asyncio.sleep(0.2)
+        started.set()
+        await asyncio.sleep(0.2)  # the run's own work
         finished.set()
 
     periodic = PeriodicTasks(ctx, [PeriodicTask("slow", 3600, slow)]).start(run_now=True)
-    await asyncio.sleep(0)  # the first run starts
+    await asyncio.wait_for(started.wait(), WAIT)
     await periodic.stop(timeout=5)
     assert finished.is_set()
 
 
 async def test_a_run_outlasting_the_bound_is_cancelled_and_logged(ctx: AppContext) -> None:
-    cancelled = asyncio.Event()
+    started, cancelled = asyncio.Event(), asyncio.Event()
 
     async def stuck(_ctx: AppContext) -> None:
+        started.set()
         try:
             await asyncio.Event().wait()
         except asyncio.CancelledError:
@@ -34,7 +39,7 @@ async def test_a_run_outlasting_the_bound_is_cancelled_and_logged(ctx: AppContex
             raise
 
     periodic = PeriodicTasks(ctx, [PeriodicTask("stuck", 3600, stuck)]).start(run_now=True)
-    await asyncio.sleep(0)
+    await asyncio.wait_for(started.wait(), WAIT)
     with capture_logs() as logs:
         await periodic.stop(timeout=0.1)
     assert cancelled.is_set()
@@ -42,16 +47,22 @@ async def test_a_run_outlasting_the_bound_is_cancelled_and_logged(ctx: AppContex
 
 
 async def test_no_run_starts_once_stopped(ctx: AppContext) -> None:
-    runs = 0
+    runs = {"stopped": 0, "witness": 0}
 
-    async def count(_ctx: AppContext) -> None:
-        nonlocal runs
-        runs += 1
+    def counting(name: str) -> PeriodicTask:
+        async def count(_ctx: AppContext) -> None:
+            runs[name] += 1
 
-    periodic = PeriodicTasks(ctx, [PeriodicTask("count", 0.01, count)]).start()
-    await asyncio.sleep(0.1)
+        return PeriodicTask(name, 0.01, count)
+
+    periodic = PeriodicTasks(ctx, [counting("stopped")]).start()
+    await poll(lambda: runs["stopped"] > 0, timeout=WAIT, failure="the task never ran")
     await periodic.stop(timeout=1)
-    stopped_at = runs
-    await asyncio.sleep(0.1)
+    stopped_at = runs["stopped"]
+    # A witness on the same schedule: once it has run five times, the stopped task has
+    # had five chances to run too.
+    witness = PeriodicTasks(ctx, [counting("witness")]).start()
+    await poll(lambda: runs["witness"] >= 5, timeout=WAIT, failure="the witness did not run")
+    await witness.stop(timeout=1)
     assert stopped_at > 0
-    assert runs == stopped_at
+    assert runs["stopped"] == stopped_at
