@@ -262,6 +262,8 @@ async def test_checkout_connections_cut_while_idle_are_replaced_without_an_error
     first = await place_order(proxied.api, buyer.token)
     assert first.status == 201, first.body
     proxied.proxy.cut()  # the checkout's pooled connection among them
+    # The end reaches the idle socket over loopback at once; were it late, the next
+    # checkout would meet a dead connection and fail, so this cannot pass vacuously.
     await asyncio.sleep(0.2)
     await fill_cart(client, buyer.token, {"brass-lamp": 1})
     await assert_the_next_checkout_succeeds(ctx, proxied, buyer, stock=8)

@@ -215,7 +215,7 @@ async def test_a_connection_idle_past_the_window_is_pinged_before_use(
 ) -> None:
     monkeypatch.setattr("core.db.PING_AFTER_IDLE_SECONDS", 0.1)
     first_id, first_pings = await _pings_so_far(one_connection_engine)
-    await asyncio.sleep(0.2)
+    await asyncio.sleep(0.2)  # idle past the window: time passing is what is tested
     again_id, pings = await _pings_so_far(one_connection_engine)
     assert (again_id, pings) == (first_id, first_pings + 1)
 
