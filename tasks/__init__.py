@@ -37,23 +37,23 @@ TASKS: list[PeriodicTask] = [
 
 
 class PeriodicTasks:
-    """Every task scheduled on the running loop (`start`), and stopped with the runs in
-    flight given time to finish (`stop`)."""
+    """Every task run at once and then on its schedule on the running loop (`start`),
+    and stopped with the runs in flight given time to finish (`stop`)."""
 
     def __init__(self, ctx: AppContext, tasks: Sequence[PeriodicTask] | None = None) -> None:
         self._ctx = ctx
         self._tasks = TASKS if tasks is None else tasks
         self._callbacks: list[PeriodicCallback] = []
-        self._runs: set[asyncio.Task[None]] = set()
+        self._runs: dict[str, asyncio.Task[None]] = {}  # the run in flight, by task name
 
     def __len__(self) -> int:
         return len(self._callbacks)
 
-    def start(self, *, run_now: bool = False) -> PeriodicTasks:
-        """Schedule every task, each with a first run at once when `run_now`."""
+    def start(self) -> PeriodicTasks:
+        """Run every task now, then every `interval_seconds` (give or take 5%): a process
+        restarted more often than a task's interval still runs it."""
         for task in self._tasks:
-            if run_now:
-                self._run(task)
+            self._run(task)
             callback = PeriodicCallback(
                 partial(self._run, task), task.interval_seconds * 1000, jitter=0.1
             )
@@ -66,9 +66,10 @@ class PeriodicTasks:
         cancel what is left (a mail batch cut short is sent again once its claim lapses)."""
         for callback in self._callbacks:
             callback.stop()
-        if not self._runs:
+        runs = set(self._runs.values())
+        if not runs:
             return
-        _, unfinished = await asyncio.wait(self._runs, timeout=timeout)
+        _, unfinished = await asyncio.wait(runs, timeout=timeout)
         if unfinished:
             log.warning("tasks_cut_at_shutdown", runs=len(unfinished))
             for run in unfinished:
@@ -76,12 +77,19 @@ class PeriodicTasks:
             await asyncio.wait(unfinished)
 
     def _run(self, task: PeriodicTask) -> asyncio.Task[None]:
-        # A task of its own, so that stop() can wait for it; the callback awaits it, so
-        # one task's runs never overlap.
-        run = asyncio.create_task(self._run_logged(task))
-        self._runs.add(run)
-        run.add_done_callback(self._runs.discard)
+        # A task of its own, so that stop() can wait for it. The callback awaits it, and
+        # gets the run still in flight (the one at start, say) rather than a second one
+        # beside it: one task's runs never overlap.
+        run = self._runs.get(task.name)
+        if run is None or run.done():
+            run = asyncio.create_task(self._run_logged(task))
+            self._runs[task.name] = run
+            run.add_done_callback(partial(self._forget, task.name))
         return run
+
+    def _forget(self, name: str, run: asyncio.Task[None]) -> None:
+        if self._runs.get(name) is run:
+            del self._runs[name]
 
     async def _run_logged(self, task: PeriodicTask) -> None:
         try:
