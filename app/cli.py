@@ -129,7 +129,7 @@ def _reasons(error: ValidationError) -> str:
 
 def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     from app.server import serve, work
-    from tasks import TASKS
+    from tasks import TASKS, run_once
 
     if args.command == "migrate":
         migrate(settings)
@@ -154,5 +154,10 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         print(_run(settings, _seed_demo))
         return 0
     task = next(task for task in TASKS if task.name == args.command)
-    print(_run(settings, task.run) or "nothing to do")
+    try:
+        # The same task_run (or task_failed) line as a scheduled run logs.
+        result = _run(settings, lambda ctx: run_once(ctx, task))
+    except Exception:  # logged with its traceback as task_failed
+        return 1
+    print(result if any(result.values()) else "nothing to do")
     return 0

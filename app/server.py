@@ -123,7 +123,7 @@ async def work(ctx: AppContext) -> None:
     SIGTERM (then let runs in flight finish within SHUTDOWN_SECONDS): for servers
     started with PERIODIC_TASKS=false."""
     stop = _stop_requested()
-    periodic = PeriodicTasks(ctx).start(run_now=True)
+    periodic = PeriodicTasks(ctx).start()
     log.info("worker_started", tasks=len(periodic))
     await stop.wait()
     await periodic.stop(SHUTDOWN_SECONDS)

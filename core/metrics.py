@@ -54,9 +54,42 @@ class Metrics:
             ["use"],
             registry=self.registry,
         )
+        self.task_runs = Counter(
+            "shop_task_runs",
+            "Periodic task runs that finished, failed ones included, by task.",
+            ["task"],
+            registry=self.registry,
+        )
+        self.task_failures = Counter(
+            "shop_task_failures",
+            "Periodic task runs that failed, by task.",
+            ["task"],
+            registry=self.registry,
+        )
+        self.task_last_success = Gauge(
+            "shop_task_last_success_timestamp_seconds",
+            "When a run of the task last succeeded (unix time), by task.",
+            ["task"],
+            registry=self.registry,
+        )
 
         # labels() looks its child up anew on every call: each request's are kept here.
         self._request_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+
+    def expect_tasks(self, names: list[str]) -> None:
+        """Show each task's counters at 0 before its first run, so that a rate over them
+        starts with the process rather than with the first failure."""
+        for name in names:
+            self.task_runs.labels(task=name)
+            self.task_failures.labels(task=name)
+
+    def observe_task(self, name: str, *, succeeded: bool) -> None:
+        """Count a finished run of task `name`; a success also sets its last success time."""
+        self.task_runs.labels(task=name).inc()
+        if succeeded:
+            self.task_last_success.labels(task=name).set_to_current_time()
+        else:
+            self.task_failures.labels(task=name).inc()
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
         key = (route, method, status)

@@ -9,4 +9,4 @@ from services.cart import purge_inactive_carts
 async def purge_carts(ctx: AppContext) -> dict[str, int]:
     async with ctx.sessionmaker() as session:
         deleted = await purge_inactive_carts(session, inactive_days=ctx.settings.cart_inactive_days)
-    return {"deleted": deleted} if deleted else {}
+    return {"deleted": deleted}

@@ -13,4 +13,4 @@ async def send_mail(ctx: AppContext) -> dict[str, int]:
         sender=ctx.settings.default_from_email,
         metrics=ctx.metrics,
     )
-    return {"sent": result.sent, "failed": result.failed} if result.sent or result.failed else {}
+    return {"sent": result.sent, "failed": result.failed}

@@ -13,4 +13,4 @@ async def expire_orders(ctx: AppContext) -> dict[str, int]:
             publisher=ctx.after_commit,
             timeout_seconds=ctx.settings.order_payment_timeout,
         )
-    return {"expired": expired} if expired else {}
+    return {"expired": expired}

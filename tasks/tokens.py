@@ -9,4 +9,4 @@ from services.accounts import purge_expired_tokens
 async def purge_tokens(ctx: AppContext) -> dict[str, int]:
     async with ctx.sessionmaker() as session:
         deleted = await purge_expired_tokens(session)
-    return {"deleted": deleted} if deleted else {}
+    return {"deleted": deleted}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess  # nosec B404 - runs this project's own CLI
 import sys
@@ -63,6 +64,28 @@ async def test_each_periodic_task_runs_once_from_the_command_line(ctx: AppContex
         result = run_cli(ctx, command)
         assert result.returncode == 0, result.stderr
         assert result.stdout.strip() == "nothing to do"
+
+
+async def test_a_task_run_from_the_command_line_logs_its_line(ctx: AppContext) -> None:
+    result = run_cli(ctx, "send-mail", LOG_LEVEL="INFO")
+    assert result.returncode == 0, result.stderr
+    records = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    [run] = [record for record in records if record["event"] == "task_run"]
+    assert (run["task"], run["sent"], run["failed"]) == ("send-mail", 0, 0)
+    assert result.stdout.splitlines()[-1] == "nothing to do"
+
+
+async def test_a_task_failing_from_the_command_line_logs_task_failed_and_exits_1(
+    ctx: AppContext, tmp_path: Path
+) -> None:
+    empty = f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}"  # no tables: the purge fails
+    result = run_cli(ctx, "purge-tokens", LOG_LEVEL="INFO", DATABASE_URL=empty)
+    assert result.returncode == 1
+    records = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    assert [record["task"] for record in records if record["event"] == "task_failed"] == [
+        "purge-tokens"
+    ]
+    assert not [record for record in records if record["event"] == "task_run"]
 
 
 async def test_migrate_is_idempotent(ctx: AppContext) -> None:

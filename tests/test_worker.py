@@ -8,6 +8,7 @@ import json
 import os
 import sys
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +74,14 @@ def worker_process(database_url: str, log_dir: Path, **settings: str) -> OwnedPr
     )
 
 
+def logged_at(record: dict[str, Any]) -> float:
+    return datetime.fromisoformat(record["timestamp"]).timestamp()
+
+
+def interval_of(name: str) -> float:
+    return next(task.interval_seconds for task in TASKS if task.name == name)
+
+
 async def mail_sent_to(ctx: AppContext, recipient: str) -> bool:
     async with ctx.sessionmaker() as session:
         sent_at = await session.scalar(
@@ -111,6 +120,12 @@ async def test_the_worker_sends_the_mail_of_a_server_without_periodic_tasks(
         stop_all(worker)
     [started] = logged_fields(worker, "worker_started")
     assert started["tasks"] == len(TASKS)
+    # The run at start sent it, not one an interval later (the schedule's earliest turn,
+    # its jitter taken off).
+    runs = logged_fields(worker, "task_run")
+    [first, *_] = [line for line in runs if line["task"] == "send-mail"]
+    assert first["sent"] == 1
+    assert logged_at(first) - logged_at(started) < interval_of("send-mail") * 0.95
     # The console backend prints the mail: the worker's, not the server's.
     assert f"#{order['id']}" in worker.log_path.read_text()
     assert f"#{order['id']}" not in api_server.log_path.read_text()
@@ -120,8 +135,19 @@ async def test_a_server_runs_the_periodic_tasks_by_default(
     ctx: AppContext, database_url: str, http: AsyncHTTPClient, tmp_path: Path
 ) -> None:
     server = ShopServer("default", server_settings(database_url), tmp_path)
+
+    def tasks_run() -> set[str]:
+        return {line["task"] for line in logged_fields(server, "task_run")}
+
     try:
         await server.start_and_wait(http)
+        with logs_on_failure(server):
+            # Each at start: the hourly purges too, not an hour later.
+            await poll(
+                lambda: tasks_run() == {task.name for task in TASKS},
+                timeout=START_SECONDS,
+                failure="not every task ran at start",
+            )
     finally:
         stop_all(server)
     [listening] = logged_fields(server, "listening")

@@ -28,7 +28,7 @@ async def test_the_confirmation_mail_reaches_the_smtp_server_once(
     order = await ordered(client, buyer.token, {"brass-lamp": 2})
 
     assert await send_mail(ctx) == {"sent": 1, "failed": 0}
-    assert await send_mail(ctx) == {}
+    assert await send_mail(ctx) == {"sent": 0, "failed": 0}
 
     [mail] = smtp.messages
     assert mail["To"] == buyer.user.email
@@ -60,7 +60,7 @@ async def test_with_smtp_down_the_confirmation_stays_queued_and_goes_out_once_it
         async with ctx.sessionmaker() as session, session.begin():  # the backoff has passed
             await session.execute(update(OutboxMessage).values(next_attempt_at=utcnow()))
         assert await send_mail(ctx) == {"sent": 1, "failed": 0}
-        assert await send_mail(ctx) == {}
+        assert await send_mail(ctx) == {"sent": 0, "failed": 0}
         [mail] = server.messages
         assert mail["Subject"] == f"We received your order #{order['id']}"
     finally:
