@@ -7,15 +7,16 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from models.base import Base, TimestampMixin
+from models.base import Base, TimestampMixin, exact_string
 
 
 class User(TimestampMixin, Base):
     __tablename__ = "users"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    # Stored lower-cased, so the unique index makes emails unique case-insensitively.
-    email: Mapped[str] = mapped_column(String(254), unique=True)
+    # Stored lower-cased (and NFC), so the unique index makes emails unique
+    # case-insensitively, and byte-for-byte comparison keeps every other letter distinct.
+    email: Mapped[str] = mapped_column(exact_string(254), unique=True)
     password_hash: Mapped[str] = mapped_column(String(255))
     full_name: Mapped[str] = mapped_column(String(150), default="")
     is_staff: Mapped[bool] = mapped_column(default=False)
@@ -30,7 +31,7 @@ class EmailVerificationToken(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
-    token_hash: Mapped[str] = mapped_column(String(64), unique=True)  # sha256 hex
+    token_hash: Mapped[str] = mapped_column(exact_string(64), unique=True)  # sha256 hex
     created_at: Mapped[datetime]
     expires_at: Mapped[datetime] = mapped_column(index=True)
     used_at: Mapped[datetime | None]
@@ -44,7 +45,7 @@ class RefreshToken(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     family_id: Mapped[str] = mapped_column(String(32), index=True)
-    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    token_hash: Mapped[str] = mapped_column(exact_string(64), unique=True)
     created_at: Mapped[datetime]
     expires_at: Mapped[datetime] = mapped_column(index=True)
     used_at: Mapped[datetime | None]

@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import DateTime, MetaData, Table, inspect
+from sqlalchemy import DateTime, MetaData, String, Table, inspect
 from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -43,6 +43,21 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if isinstance(value, datetime) else value
+
+
+def exact_string(length: int) -> String:
+    """A VARCHAR(length) whose values compare byte for byte on every backend: equal only
+    when they are the same text, so `ä` is not `a` and `A` is not `a`.
+
+    For identities (emails, slugs, discount codes, idempotency keys, provider ids, token
+    hashes); a service that wants case-insensitive matching stores one case. SQLite
+    already compares text byte for byte; MariaDB/MySQL would fold case and accents under
+    the server's default collation, so the column is declared `utf8mb4_bin` there
+    (migration 0002 changes existing databases).
+    """
+    return String(length).with_variant(
+        mysql.VARCHAR(length, charset="utf8mb4", collation="utf8mb4_bin"), "mysql", "mariadb"
+    )
 
 
 class Base(DeclarativeBase):

@@ -16,7 +16,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from models.accounts import User
-from models.base import Base, TimestampMixin
+from models.base import Base, TimestampMixin, exact_string
 
 
 class Category(TimestampMixin, Base):
@@ -24,7 +24,7 @@ class Category(TimestampMixin, Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(100))
-    slug: Mapped[str] = mapped_column(String(120), unique=True)
+    slug: Mapped[str] = mapped_column(exact_string(120), unique=True)
 
 
 class Product(TimestampMixin, Base):
@@ -35,7 +35,7 @@ class Product(TimestampMixin, Base):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    slug: Mapped[str] = mapped_column(String(120), unique=True)
+    slug: Mapped[str] = mapped_column(exact_string(120), unique=True)
     name: Mapped[str] = mapped_column(String(200), index=True)
     description: Mapped[str] = mapped_column(Text, default="")
     price_cents: Mapped[int] = mapped_column(index=True)
@@ -60,8 +60,9 @@ class Discount(TimestampMixin, Base):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    # Normalised to upper case on write; the unique index then decides case-insensitively.
-    code: Mapped[str] = mapped_column(String(50), unique=True)
+    # Normalised to upper case on write; the unique index then decides case-insensitively
+    # and, comparing byte for byte, folds nothing else.
+    code: Mapped[str] = mapped_column(exact_string(50), unique=True)
     kind: Mapped[str] = mapped_column(String(10))
     # Percent (1..100) for kind=percent, cents for kind=fixed.
     value: Mapped[int]

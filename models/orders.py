@@ -17,7 +17,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, column_property, mapped_column, relationship
 
-from models.base import Base, TimestampMixin
+from models.base import Base, TimestampMixin, exact_string
 from models.catalog import Product
 
 
@@ -73,8 +73,8 @@ class Order(TimestampMixin, Base):
     total_cents: Mapped[int] = mapped_column(BigInteger)
     currency: Mapped[str] = mapped_column(String(3))
     shipping_address: Mapped[dict[str, Any]] = mapped_column(JSON)
-    idempotency_key: Mapped[str | None] = mapped_column(String(255))
-    payment_intent_id: Mapped[str | None] = mapped_column(String(255), index=True)
+    idempotency_key: Mapped[str | None] = mapped_column(exact_string(255))
+    payment_intent_id: Mapped[str | None] = mapped_column(exact_string(255), index=True)
     # The newest timeline row: a client that read the order resumes its websocket there.
     last_event_id: Mapped[int | None] = column_property(
         select(func.max(OrderEvent.id))
@@ -108,6 +108,6 @@ class StripeEvent(Base):
 
     __tablename__ = "stripe_events"
 
-    id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    id: Mapped[str] = mapped_column(exact_string(255), primary_key=True)
     type: Mapped[str] = mapped_column(String(100))
     received_at: Mapped[datetime]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -39,8 +40,13 @@ class IssuedTokens:
 
 
 def normalize_email(email: str) -> str:
-    """Emails are compared and stored lower-cased (unique case-insensitively)."""
-    return email.strip().lower()
+    """The stored and compared form of an email: trimmed, lower-cased and in Unicode NFC.
+
+    Emails are unique case-insensitively and otherwise exactly (`äda@` is not `ada@`, a
+    fullwidth letter is not its ASCII twin); NFC makes a composed and a decomposed `ä`,
+    which are the same text, one identity. Logins are limited per this form too.
+    """
+    return unicodedata.normalize("NFC", email.strip().lower())
 
 
 @dataclass(frozen=True)
