@@ -185,6 +185,8 @@ async def apply_webhook_event(
                     order_id=order_id,
                 )
                 return None, True
+            if target == order_status.PAID and payment.id is not None:
+                await _keep_payment_intent(session, order_id, payment.id)
             return change, False
 
     try:
@@ -197,6 +199,17 @@ async def apply_webhook_event(
         # The money arrived for an order that can no longer be fulfilled (expired or
         # cancelled, or failed and its stock sold since): the payment goes back.
         await request_refund(gateway, payment_intent_id=payment.id, event_id=event_id)
+
+
+async def _keep_payment_intent(session: AsyncSession, order_id: int, intent_id: str) -> None:
+    """Record the PaymentIntent of a paid order that has none yet (one paid without
+    `pay` creating it here): cancelling the order later refunds it by that id."""
+    await session.execute(
+        update(Order)
+        .where(Order.id == order_id, Order.payment_intent_id.is_(None))
+        .values(payment_intent_id=intent_id)
+        .execution_options(synchronize_session=False)
+    )
 
 
 async def _order_id(session: AsyncSession, payment: StripeObjectIn) -> int:
