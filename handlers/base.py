@@ -73,7 +73,53 @@ def security_headers(csp: str, *, debug: bool) -> tuple[tuple[str, str], ...]:
     return tuple(headers)
 
 
-class BaseHandler(tornado.web.RequestHandler):
+class ErrorEnvelope(tornado.web.RequestHandler):
+    """Errors answered in the JSON error envelope (docs/api.md): BaseHandler's, and those
+    of a handler built on another of Tornado's (Swagger UI's files, handlers/ops.py)."""
+
+    @property
+    def request_id(self) -> str:
+        """The client's X-Request-ID when well-formed, a generated one otherwise."""
+        if not hasattr(self, "_request_id"):
+            sent = self.request.headers.get("X-Request-ID", "")
+            self._request_id = (
+                sent
+                if _REQUEST_ID.match(sent)
+                else next(self.application.settings["shop_request_ids"])
+            )
+        return self._request_id
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        exc_info = kwargs.get("exc_info")
+        error = _as_app_error(exc_info[1] if exc_info else None, status_code)
+        self.set_status(error.status)
+        # A handler's own default type may be another (a static file's is HTML).
+        self.set_header("Content-Type", "application/json; charset=UTF-8")
+        if error.retry_after is not None:
+            self.set_header("Retry-After", str(error.retry_after))
+        body: dict[str, Any] = {
+            "code": error.code,
+            "message": translate(self.locale, error.message, error.params),
+        }
+        if error.fields:
+            body["fields"] = {
+                name: [translate(self.locale, msg, getattr(msg, "params", None)) for msg in msgs]
+                for name, msgs in error.fields.items()
+            }
+        if self.settings.get("shop_debug") and exc_info and error.status == 500:
+            body["traceback"] = traceback.format_exception(*exc_info)
+        self.finish(json.dumps({"error": body}, ensure_ascii=False))
+
+    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
+        if isinstance(value, errors.AppError | tornado.web.HTTPError):
+            return  # expected outcomes, answered with their own status
+        if isinstance(value, _DATABASE_DOWN):
+            log.error("database_unavailable", error=str(value))
+            return
+        log.error("unhandled_exception", exc_info=(typ, value, tb))
+
+
+class BaseHandler(ErrorEnvelope):
     content_security_policy = API_CSP
     ctx: AppContext
 
@@ -83,17 +129,6 @@ class BaseHandler(tornado.web.RequestHandler):
         self.access_claims: AccessClaims | None = None  # of a verified bearer token
 
     # --- headers -------------------------------------------------------------------
-
-    @property
-    def request_id(self) -> str:
-        if not hasattr(self, "_request_id"):
-            sent = self.request.headers.get("X-Request-ID", "")
-            self._request_id = (
-                sent
-                if _REQUEST_ID.match(sent)
-                else next(self.application.settings["shop_request_ids"])
-            )
-        return self._request_id
 
     def set_default_headers(self) -> None:
         # Runs again on every error response (clear()), so errors carry them too.
@@ -259,35 +294,6 @@ class BaseHandler(tornado.web.RequestHandler):
         self.set_status(status)
         self.clear_header("Content-Type")
         self.finish()
-
-    # --- errors -----------------------------------------------------------------------
-
-    def write_error(self, status_code: int, **kwargs: Any) -> None:
-        exc_info = kwargs.get("exc_info")
-        error = _as_app_error(exc_info[1] if exc_info else None, status_code)
-        self.set_status(error.status)
-        if error.retry_after is not None:
-            self.set_header("Retry-After", str(error.retry_after))
-        body: dict[str, Any] = {
-            "code": error.code,
-            "message": translate(self.locale, error.message, error.params),
-        }
-        if error.fields:
-            body["fields"] = {
-                name: [translate(self.locale, msg, getattr(msg, "params", None)) for msg in msgs]
-                for name, msgs in error.fields.items()
-            }
-        if self.settings.get("shop_debug") and exc_info and error.status == 500:
-            body["traceback"] = traceback.format_exception(*exc_info)
-        self.finish(json.dumps({"error": body}, ensure_ascii=False))
-
-    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
-        if isinstance(value, errors.AppError | tornado.web.HTTPError):
-            return  # expected outcomes, answered with their own status
-        if isinstance(value, _DATABASE_DOWN):
-            log.error("database_unavailable", error=str(value))
-            return
-        log.error("unhandled_exception", exc_info=(typ, value, tb))
 
 
 class FileHandler(BaseHandler):

@@ -13,7 +13,7 @@ import tornado.web
 from sqlalchemy import text
 
 from core import errors
-from handlers.base import HTML, SCRIPT, BaseHandler, file_route, security_headers
+from handlers.base import HTML, SCRIPT, BaseHandler, ErrorEnvelope, file_route, security_headers
 from handlers.endpoints import endpoint
 from schemas.ops import HealthOut
 
@@ -114,12 +114,30 @@ class DocumentHandler(BaseHandler):
         self.write_json(self.document)
 
 
-class DocsAssetHandler(tornado.web.StaticFileHandler):
-    """Swagger UI's files from the pinned swagger-ui-bundle package: /docs works offline."""
+class DocsAssetHandler(ErrorEnvelope, tornado.web.StaticFileHandler):
+    """Swagger UI's files from the pinned swagger-ui-bundle package: /docs works offline.
+    A name that is not one of its files (outside the directory, a directory, a NUL byte
+    or anything else the filesystem refuses) is 404 in the error envelope."""
 
     def set_default_headers(self) -> None:
+        self.set_header("X-Request-ID", self.request_id)
         for name, value in security_headers(DOCS_CSP, debug=bool(self.settings.get("shop_debug"))):
             self.set_header(name, value)
+
+    @classmethod
+    def get_absolute_path(cls, root: str, path: str) -> str:
+        try:
+            return super().get_absolute_path(root, path)
+        except tornado.web.HTTPError as error:  # Tornado's 403: outside the directory
+            raise errors.NotFound() from error
+
+    def validate_absolute_path(self, root: str, absolute_path: str) -> str | None:
+        try:
+            return super().validate_absolute_path(root, absolute_path)
+        # Tornado's 403 (outside the directory, not a file) and 404 become one answer,
+        # and a name the filesystem cannot even look up (ValueError) is not a crash.
+        except (tornado.web.HTTPError, ValueError, OSError) as error:
+            raise errors.NotFound() from error
 
 
 SWAGGER_ASSETS = swagger_ui_bundle.swagger_ui_path

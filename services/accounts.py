@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import errors
 from core.config import Settings
+from core.db import retry_on_deadlock
 from core.direct import direct
 from core.emails import VERIFY_EMAIL
 from core.messages import EMAIL_TAKEN, TOKEN_EXPIRED, TOKEN_INVALID, FieldMessage
@@ -176,15 +177,20 @@ async def login(
     Raises InvalidCredentials (unknown email, wrong password, inactive user) or
     EmailNotVerified (right password, unverified email).
     """
-    async with session.begin():
-        user = await session.scalar(select(User).where(User.email == normalize_email(email)))
-        # Verified even for an unknown email, so both take the same time.
-        valid = await verify_password(user.password_hash if user else None, password)
-        if user is None or not valid or not user.is_active:
-            raise errors.InvalidCredentials()
-        if not user.email_verified:
-            raise errors.EmailNotVerified()
-        return _issue_tokens(session, user.id, secrets.token_hex(16), settings)
+
+    async def attempt() -> IssuedTokens:
+        async with session.begin():
+            user = await session.scalar(select(User).where(User.email == normalize_email(email)))
+            # Verified even for an unknown email, so both take the same time.
+            valid = await verify_password(user.password_hash if user else None, password)
+            if user is None or not valid or not user.is_active:
+                raise errors.InvalidCredentials()
+            if not user.email_verified:
+                raise errors.EmailNotVerified()
+            return _issue_tokens(session, user.id, secrets.token_hex(16), settings)
+
+    # Its insert may wait on the locks a family's revocation holds on the same index.
+    return await retry_on_deadlock(attempt)
 
 
 def _issue_tokens(
@@ -214,29 +220,35 @@ async def refresh(session: AsyncSession, *, refresh_token: str, settings: Settin
 
     Presenting a spent token again means it leaked: the whole family is revoked
     and NotAuthenticated raised. Expired -> TokenExpired; unknown -> NotAuthenticated.
+    Concurrent presentations of one token make one new pair; the others revoke.
     """
-    tokens: IssuedTokens | None = None
-    async with session.begin():
-        record = await session.scalar(
-            select(RefreshToken).where(RefreshToken.token_hash == hash_token(refresh_token))
-        )
-        if record is None or record.revoked_at is not None:
-            raise errors.NotAuthenticated()
-        now = utcnow()
-        if record.expires_at <= now:
-            raise errors.TokenExpired()
-        spent = await session.execute(
-            update(RefreshToken)
-            .where(RefreshToken.id == record.id, RefreshToken.used_at.is_(None))
-            .values(used_at=now)
-        )
-        if spent.rowcount == 1:  # type: ignore[attr-defined]
-            user = await get_active_user(await direct(session), user_id=record.user_id)
-            if user is None:
+
+    async def attempt() -> IssuedTokens | None:
+        async with session.begin():
+            record = await session.scalar(
+                select(RefreshToken).where(RefreshToken.token_hash == hash_token(refresh_token))
+            )
+            if record is None or record.revoked_at is not None:
                 raise errors.NotAuthenticated()
-            tokens = _issue_tokens(session, user.id, record.family_id, settings)
-        else:
+            now = utcnow()
+            if record.expires_at <= now:
+                raise errors.TokenExpired()
+            spent = await session.execute(
+                update(RefreshToken)
+                .where(RefreshToken.id == record.id, RefreshToken.used_at.is_(None))
+                .values(used_at=now)
+            )
+            if spent.rowcount == 1:  # type: ignore[attr-defined]
+                user = await get_active_user(await direct(session), user_id=record.user_id)
+                if user is None:
+                    raise errors.NotAuthenticated()
+                return _issue_tokens(session, user.id, record.family_id, settings)
             await _revoke_family(session, record.family_id, now)
+            return None
+
+    # Concurrent revocations of one family lock its rows in differing orders on
+    # MariaDB; the loser of a deadlock runs again and sees the token spent or revoked.
+    tokens = await retry_on_deadlock(attempt)
     if tokens is None:
         raise errors.NotAuthenticated()  # raised after the commit: the revocation sticks
     return tokens
@@ -252,12 +264,17 @@ async def _revoke_family(session: AsyncSession, family_id: str, now: datetime) -
 
 async def logout(session: AsyncSession, *, refresh_token: str) -> None:
     """Revoke the token's whole family; an unknown token is ignored (idempotent)."""
-    async with session.begin():
-        record = await session.scalar(
-            select(RefreshToken).where(RefreshToken.token_hash == hash_token(refresh_token))
-        )
-        if record is not None:
-            await _revoke_family(session, record.family_id, utcnow())
+
+    async def attempt() -> None:
+        async with session.begin():
+            record = await session.scalar(
+                select(RefreshToken).where(RefreshToken.token_hash == hash_token(refresh_token))
+            )
+            if record is not None:
+                await _revoke_family(session, record.family_id, utcnow())
+
+    # The family's rows are the ones a concurrent refresh of it locks too.
+    await retry_on_deadlock(attempt)
 
 
 async def create_staff(session: AsyncSession, *, email: str, password: str) -> User:

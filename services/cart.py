@@ -2,7 +2,8 @@
 
 A cart may ask for more than the stock (the shopper sees `available` per line);
 stock is only taken at checkout. Every change locks the user's cart row first, so
-concurrent requests of one shopper apply one after the other.
+concurrent requests of one shopper apply one after the other; one that still meets a
+deadlock on MariaDB (checkout empties the cart too) is run again.
 """
 
 from __future__ import annotations
@@ -64,16 +65,20 @@ async def set_quantity(
 ) -> Cart:
     """Replace the quantity (1..MAX_LINE_QUANTITY, checked at the edge) of the product's
     line; NotFound when the product is unknown, inactive or not in the cart."""
-    async with session.begin():
-        product = await _require_active_product(session, slug)
-        cart = await _lock(session, user_id)
-        line = None if cart is None else await _line(session, cart.id, product.id)
-        if cart is None or line is None:
-            raise errors.NotFound()
-        line.quantity = quantity
-        cart.updated_at = now or utcnow()
-        await session.flush()
-        return await _load_existing(session, user_id)
+
+    async def attempt() -> Cart:
+        async with session.begin():
+            product = await _require_active_product(session, slug)
+            cart = await _lock(session, user_id)
+            line = None if cart is None else await _line(session, cart.id, product.id)
+            if cart is None or line is None:
+                raise errors.NotFound()
+            line.quantity = quantity
+            cart.updated_at = now or utcnow()
+            await session.flush()
+            return await _load_existing(session, user_id)
+
+    return await retry_on_deadlock(attempt)
 
 
 async def remove_item(
@@ -81,30 +86,38 @@ async def remove_item(
 ) -> Cart:
     """Remove the product's line (even for a product no longer sold); NotFound when
     the cart has no such line."""
-    async with session.begin():
-        cart = await _lock(session, user_id)
-        line = None
-        if cart is not None:
-            line = await session.scalar(
-                select(CartItem)
-                .join(Product, CartItem.product_id == Product.id)
-                .where(CartItem.cart_id == cart.id, Product.slug == slug)
-            )
-        if cart is None or line is None:
-            raise errors.NotFound()
-        await session.delete(line)
-        cart.updated_at = now or utcnow()
-        await session.flush()
-        return await _load_existing(session, user_id)
+
+    async def attempt() -> Cart:
+        async with session.begin():
+            cart = await _lock(session, user_id)
+            line = None
+            if cart is not None:
+                line = await session.scalar(
+                    select(CartItem)
+                    .join(Product, CartItem.product_id == Product.id)
+                    .where(CartItem.cart_id == cart.id, Product.slug == slug)
+                )
+            if cart is None or line is None:
+                raise errors.NotFound()
+            await session.delete(line)
+            cart.updated_at = now or utcnow()
+            await session.flush()
+            return await _load_existing(session, user_id)
+
+    return await retry_on_deadlock(attempt)
 
 
 async def clear_cart(session: AsyncSession, *, user_id: int, now: datetime | None = None) -> None:
     """Empty the cart; a user without a cart has nothing to clear (no error)."""
-    async with session.begin():
-        cart = await _lock(session, user_id)
-        if cart is not None:
-            await session.execute(delete(CartItem).where(CartItem.cart_id == cart.id))
-            cart.updated_at = now or utcnow()
+
+    async def attempt() -> None:
+        async with session.begin():
+            cart = await _lock(session, user_id)
+            if cart is not None:
+                await session.execute(delete(CartItem).where(CartItem.cart_id == cart.id))
+                cart.updated_at = now or utcnow()
+
+    await retry_on_deadlock(attempt)
 
 
 async def purge_inactive_carts(

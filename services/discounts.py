@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
 from core import errors
+from core.db import retry_on_deadlock
 from core.direct import Direct
 from core.messages import (
     DISCOUNT_BELOW_MINIMUM,
@@ -172,11 +173,17 @@ async def update_discount(
 ) -> Discount:
     """Apply the fields that were sent. Raises NotFound, ValidationFailed or Conflict
     (as create_discount)."""
-    try:
+
+    async def attempt() -> Discount:
         async with session.begin():
             discount = await require_discount(session, discount_id=discount_id)
             await _apply(session, discount, changes.model_dump(exclude_unset=True))
             await session.flush()
+            return discount
+
+    try:
+        # Checkout counts uses on the same row; a deadlock with it runs this again.
+        discount = await retry_on_deadlock(attempt)
     except IntegrityError as error:
         raise errors.Conflict(
             DISCOUNT_CODE_TAKEN, fields={"code": [DISCOUNT_CODE_TAKEN]}
@@ -186,10 +193,14 @@ async def update_discount(
 
 async def delete_discount(session: AsyncSession, *, discount_id: int) -> None:
     """Orders that used it keep its code. Raises NotFound."""
-    async with session.begin():
-        deleted = await session.execute(delete(Discount).where(Discount.id == discount_id))
-        if deleted.rowcount == 0:  # type: ignore[attr-defined]
-            raise errors.NotFound()
+
+    async def attempt() -> None:
+        async with session.begin():
+            deleted = await session.execute(delete(Discount).where(Discount.id == discount_id))
+            if deleted.rowcount == 0:  # type: ignore[attr-defined]
+                raise errors.NotFound()
+
+    await retry_on_deadlock(attempt)
 
 
 async def _apply(session: AsyncSession, discount: Discount, values: dict[str, Any]) -> None:

@@ -65,12 +65,11 @@ async def start_payment(
     use) back and returns to `pending_payment`. With the fake gateway, `fake_outcome`
     (a key of FAKE_OUTCOMES) is then applied as its Stripe event would be.
 
-    Raises PaymentsUnavailable (no gateway, Stripe failing), NotFound (not the user's
-    order), InsufficientStock (paying again, and the stock is gone: nothing changes) or
-    Conflict (the order is not awaiting payment).
+    Raises, in this order: NotFound (not the user's order), Conflict (the order is not
+    awaiting payment), PaymentsUnavailable (no gateway: nothing changes),
+    InsufficientStock (paying again, and the stock is gone: nothing changes),
+    PaymentsUnavailable (Stripe failing).
     """
-    if gateway is None:
-        raise errors.PaymentsUnavailable()
 
     async def attempt() -> tuple[Order, order_status.StatusChange | None]:
         async with session.begin():
@@ -79,6 +78,10 @@ async def start_payment(
                 raise errors.NotFound()
             if order.status not in _PAYABLE:
                 raise errors.Conflict(ORDER_NOT_PAYABLE)
+            # Decided after the order, so no backend never hides a 404 or a 409, and
+            # before the move, so a failed order keeps its stock released.
+            if gateway is None:
+                raise errors.PaymentsUnavailable()
             change = await order_status.apply_transition(
                 await direct(session),
                 order_id=order_id,
@@ -88,6 +91,8 @@ async def start_payment(
             return order, change
 
     order, change = await retry_on_deadlock(attempt)
+    # attempt() raised PaymentsUnavailable otherwise.
+    assert gateway is not None  # nosec B101
     await publisher.publish(order_status.events_of([change]))
     payment = await gateway.create_payment_intent(
         PaymentFor(order.id, order.total_cents, order.currency, order.created_at)
@@ -180,6 +185,8 @@ async def apply_webhook_event(
                     order_id=order_id,
                 )
                 return None, True
+            if target == order_status.PAID and payment.id is not None:
+                await _keep_payment_intent(session, order_id, payment.id)
             return change, False
 
     try:
@@ -192,6 +199,17 @@ async def apply_webhook_event(
         # The money arrived for an order that can no longer be fulfilled (expired or
         # cancelled, or failed and its stock sold since): the payment goes back.
         await request_refund(gateway, payment_intent_id=payment.id, event_id=event_id)
+
+
+async def _keep_payment_intent(session: AsyncSession, order_id: int, intent_id: str) -> None:
+    """Record the PaymentIntent of a paid order that has none yet (one paid without
+    `pay` creating it here): cancelling the order later refunds it by that id."""
+    await session.execute(
+        update(Order)
+        .where(Order.id == order_id, Order.payment_intent_id.is_(None))
+        .values(payment_intent_id=intent_id)
+        .execution_options(synchronize_session=False)
+    )
 
 
 async def _order_id(session: AsyncSession, payment: StripeObjectIn) -> int:

@@ -2,7 +2,8 @@
 
 The rating is recomputed from the reviews inside the writing transaction, after
 locking the product row, so concurrent reviews of one product queue up and each
-recomputation sees the others' committed rows.
+recomputation sees the others' committed rows. Checkout and staff edits lock that row
+too, so every write is run again after a deadlock.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from sqlalchemy.orm import joinedload
 
 from core import errors
 from core.after_commit import AfterCommit
+from core.db import retry_on_deadlock
 from core.messages import REVIEW_EXISTS
 from models.accounts import User
 from models.catalog import Product, Review
@@ -55,7 +57,8 @@ async def create_review(
 ) -> Review:
     """Raises NotFound (unknown product; inactive unless staff) or Conflict (the user
     has reviewed this product already)."""
-    try:
+
+    async def attempt() -> Review:
         async with session.begin():
             product = await require_product(
                 session, slug=product_slug, include_inactive=user.is_staff
@@ -66,6 +69,10 @@ async def create_review(
             await session.flush()  # the (product, user) unique index decides
             await _recompute_rating(session, product.id)
             await session.refresh(review, ["author"])
+            return review
+
+    try:
+        review = await retry_on_deadlock(attempt)
     except IntegrityError as error:
         raise errors.Conflict(REVIEW_EXISTS) from error
     await publisher.catalog_changed()
@@ -82,12 +89,17 @@ async def update_review(
 ) -> Review:
     """Apply the fields that were sent. Raises NotFound or PermissionDenied
     (neither the author nor staff)."""
-    async with session.begin():
-        review = await _editable_review(session, user, review_id)
-        for name, value in changes.model_dump(exclude_unset=True).items():
-            setattr(review, name, value)
-        await session.flush()
-        await _recompute_rating(session, review.product_id)
+
+    async def attempt() -> Review:
+        async with session.begin():
+            review = await _editable_review(session, user, review_id)
+            for name, value in changes.model_dump(exclude_unset=True).items():
+                setattr(review, name, value)
+            await session.flush()
+            await _recompute_rating(session, review.product_id)
+            return review
+
+    review = await retry_on_deadlock(attempt)
     await publisher.catalog_changed()
     return review
 
@@ -96,11 +108,15 @@ async def delete_review(
     session: AsyncSession, *, publisher: AfterCommit, user: User, review_id: int
 ) -> None:
     """Raises NotFound or PermissionDenied (neither the author nor staff)."""
-    async with session.begin():
-        review = await _editable_review(session, user, review_id)
-        await session.delete(review)
-        await session.flush()
-        await _recompute_rating(session, review.product_id)
+
+    async def attempt() -> None:
+        async with session.begin():
+            review = await _editable_review(session, user, review_id)
+            await session.delete(review)
+            await session.flush()
+            await _recompute_rating(session, review.product_id)
+
+    await retry_on_deadlock(attempt)
     await publisher.catalog_changed()
 
 

@@ -101,6 +101,11 @@ def raw(head: bytes, body: bytes = b"") -> Send:
     return sending
 
 
+def get_path(path: str) -> Send:
+    """GET `path` exactly as written (no client between may decode or tidy it)."""
+    return raw(f"GET {path} HTTP/1.1\r\nHost: shop\r\nConnection: close\r\n".encode())
+
+
 def nested(depth: int) -> dict[str, Any]:
     value: dict[str, Any] = {}
     for _ in range(depth - 1):
@@ -112,6 +117,22 @@ PRODUCT = {"name": "Huge Lamp", "price": "10.00"}
 DISCOUNT = {"code": "HUGE", "kind": "fixed", "value": "5.00"}
 WEBHOOK = "payments:stripe-webhook"
 REGISTER = {"email": "eve@example.com", "password": "a long passphrase"}
+STATIC_PATHS_OF_NO_FILE = {
+    "docs-asset-nul": "/docs/assets/swagger-ui.css%00",
+    "docs-asset-nul-inside": "/docs/assets/swagger%00ui.css",
+    "docs-asset-dot-dot": "/docs/assets/../../../../../etc/passwd",
+    "docs-asset-encoded-slash": "/docs/assets/..%2F..%2F..%2Fetc%2Fpasswd",
+    "docs-asset-encoded-dots": "/docs/assets/%2e%2e%2f%2e%2e%2fsetup.cfg",
+    "docs-asset-directory": "/docs/assets/.",
+    "docs-asset-name-too-long": "/docs/assets/" + "a" * 5000,
+    "docs-page-nul": "/docs%00",
+    "docs-script-nul": "/docs/init.js%00",
+    "track-page-nul": "/track%00",
+    "track-script-nul": "/track/track.js%00",
+    "track-stylesheet-nul": "/track/track.css%00",
+    "track-dot-dot": "/track/../../core/config.py",
+    "track-encoded-slash": "/track/..%2F..%2Fcore%2Fconfig.py",
+}
 HOSTILE = [
     # JSON beyond the bounds of core/json_input.py, on any endpoint that takes JSON.
     pytest.param(
@@ -277,6 +298,14 @@ HOSTILE = [
         "validation_error",
         "page",
         id="page-of-19-digits",
+    ),
+    # Paths of the static files (Swagger UI's, the pages' own) that name none of them.
+    *(
+        pytest.param(get_path(path), 404, "not_found", None, id=name)
+        for name, path in STATIC_PATHS_OF_NO_FILE.items()
+    ),
+    pytest.param(
+        get_path("/docs/assets/%ff.css"), 400, "validation_error", None, id="docs-asset-not-utf-8"
     ),
 ]
 

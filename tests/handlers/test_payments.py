@@ -71,6 +71,43 @@ async def test_without_a_stripe_key_paying_is_503_payments_unavailable(
     assert stripe_api.requests == []
 
 
+@pytest.mark.settings(stripe_secret_key=None)
+async def test_without_a_backend_paying_someone_elses_or_no_order_is_still_404(
+    client: ApiClient, ctx: AppContext
+) -> None:
+    await add_product(ctx)
+    buyer, stranger = await shoppers(ctx, 2)
+    order = await ordered(client, buyer.token, {"brass-lamp": 1})
+    for token, order_id in [(stranger.token, order["id"]), (buyer.token, 987654)]:
+        response = await client.post("orders:pay", order_id, token=token)
+        assert (response.status, response.error_code) == (404, "not_found")
+    assert (await order_row(ctx, order["id"])).status == "pending_payment"
+
+
+@pytest.mark.settings(stripe_secret_key=None)
+@pytest.mark.parametrize("status", ["paid", "cancelled", "expired"])
+async def test_without_a_backend_an_order_not_awaiting_payment_is_still_409(
+    client: ApiClient, ctx: AppContext, status: str
+) -> None:
+    buyer, order = await placed_order(client, ctx)
+    await set_order_status(ctx, order["id"], status)
+    response = await client.post("orders:pay", order["id"], token=buyer.token)
+    assert (response.status, response.error_code) == (409, "conflict")
+    assert (await order_row(ctx, order["id"])).status == status
+
+
+@pytest.mark.settings(stripe_secret_key=None)
+async def test_without_a_backend_paying_a_failed_order_again_is_503_and_changes_nothing(
+    client: ApiClient, ctx: AppContext
+) -> None:
+    buyer, order = await placed_order(client, ctx, 2, stock=5)
+    await set_order_status(ctx, order["id"], "payment_failed")
+    response = await client.post("orders:pay", order["id"], token=buyer.token)
+    assert (response.status, response.error_code) == (503, "payments_unavailable")
+    assert (await order_row(ctx, order["id"])).status == "payment_failed"
+    assert await stock_of(ctx, "brass-lamp") == 3  # as set_order_status left it
+
+
 async def test_when_stripe_fails_paying_is_503_and_the_order_waits(
     client: ApiClient, ctx: AppContext, stripe_api: StripeStub
 ) -> None:

@@ -216,6 +216,32 @@ async def test_a_success_for_an_order_already_paid_is_not_refunded(
     assert stripe_api.requests_to("/v1/refunds") == []
 
 
+async def test_an_order_paid_only_through_the_webhook_is_refunded_when_cancelled(
+    client: ApiClient, ctx: AppContext, stripe_api: StripeStub
+) -> None:
+    buyer, order = await placed_order(client, ctx, 2, stock=5)
+    payload = event("payment_intent.succeeded", payment_intent(order["id"], "pi_elsewhere"))
+    assert (await deliver(client, payload)).status == 200
+
+    response = await client.post("orders:cancel", order["id"], token=buyer.token)
+
+    assert (response.status, response.json()["status"]) == (200, "cancelled")
+    [refund] = stripe_api.requests_to("/v1/refunds")
+    assert refund.form == {"payment_intent": "pi_elsewhere"}
+    assert await stock_of(ctx, "brass-lamp") == 5
+
+
+async def test_a_success_keeps_the_payment_intent_the_order_already_has(
+    client: ApiClient, ctx: AppContext, stripe_api: StripeStub
+) -> None:
+    buyer, order = await placed_order(client, ctx)
+    assert (await client.post("orders:pay", order["id"], token=buyer.token)).status == 200
+    payload = event("payment_intent.succeeded", payment_intent(order["id"], "pi_other"))
+    assert (await deliver(client, payload)).status == 200
+    row = await order_row(ctx, order["id"])
+    assert (row.status, row.payment_intent_id) == ("paid", "pi_test_1")
+
+
 @pytest.mark.settings(stripe_webhook_secret=None)
 async def test_without_a_webhook_secret_the_webhook_is_503(
     client: ApiClient, ctx: AppContext
