@@ -18,12 +18,14 @@ from handlers import (
     realtime,
     reviews,
     track,
+    users,
 )
 
 # Every module's routes, in matching order.
 ROUTES: list[tuple[Any, ...]] = [
     *ops.routes,
     *accounts.routes,
+    *users.routes,
     *catalog.routes,
     *discounts.routes,
     *reviews.routes,

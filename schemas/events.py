@@ -23,7 +23,9 @@ from schemas.orders import OrderStatus
 
 ORDERS_CHANNEL = "orders"
 INVENTORY_CHANNEL = "inventory"
-CHANNELS = (ORDERS_CHANNEL, INVENTORY_CHANNEL)
+# Internal: never sent to a client, it tells every process's sockets to follow an account.
+ACCOUNTS_CHANNEL = "accounts"
+CHANNELS = (ORDERS_CHANNEL, INVENTORY_CHANNEL, ACCOUNTS_CHANNEL)
 
 
 class Message(BaseModel):
@@ -95,7 +97,18 @@ class Resync(Message):
     type: Literal["resync"] = "resync"
 
 
-Event = OrderStatusChanged | StockChanged
+class AccountClosed(Message):
+    """A user was deactivated (committed): every process closes the sockets they opened
+    with a token. Internal, never sent to a client."""
+
+    channel: ClassVar[str] = ACCOUNTS_CHANNEL
+    routing_fields: ClassVar[frozenset[str]] = frozenset({"user_id"})
+
+    type: Literal["account.closed"] = "account.closed"
+    user_id: int
+
+
+Event = OrderStatusChanged | StockChanged | AccountClosed
 _EVENT: TypeAdapter[Event] = TypeAdapter(Annotated[Event, Field(discriminator="type")])
 
 

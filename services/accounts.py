@@ -7,11 +7,12 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import errors
+from core.after_commit import AfterCommit
 from core.config import Settings
 from core.db import retry_on_deadlock
 from core.direct import direct
@@ -29,6 +30,9 @@ from core.security import (
 )
 from models.accounts import EmailVerificationToken, RefreshToken, User
 from models.base import utcnow
+from schemas.common import Pagination
+from schemas.events import AccountClosed
+from schemas.users import UserQuery
 from store.outbox import queue_mail
 from store.users import get_active_user
 
@@ -262,6 +266,14 @@ async def _revoke_family(session: AsyncSession, family_id: str, now: datetime) -
     )
 
 
+async def _revoke_user(session: AsyncSession, user_id: int, now: datetime) -> None:
+    await session.execute(
+        update(RefreshToken)
+        .where(RefreshToken.user_id == user_id, RefreshToken.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+
+
 async def logout(session: AsyncSession, *, refresh_token: str) -> None:
     """Revoke the token's whole family; an unknown token is ignored (idempotent)."""
 
@@ -311,3 +323,70 @@ async def purge_expired_tokens(session: AsyncSession, *, now: datetime | None = 
             delete(RefreshToken).where(RefreshToken.expires_at <= now)
         )
     return int(verification.rowcount + refresh_tokens.rowcount)  # type: ignore[attr-defined]
+
+
+# --- staff manage users ----------------------------------------------------------------
+
+
+async def user_page(
+    session: AsyncSession, *, filters: UserQuery, page: Pagination
+) -> tuple[list[User], int]:
+    """One page of users (oldest first) matching `filters`, and how many match.
+
+    `search` matches part of the email or the full name, case-insensitively.
+    """
+    statement = select(User).order_by(User.id)
+    search = (filters.search or "").strip()
+    if search:
+        statement = statement.where(
+            or_(
+                # Emails are stored lower-cased (normalize_email), and compared exactly.
+                User.email.contains(normalize_email(search), autoescape=True),
+                User.full_name.icontains(search, autoescape=True),
+            )
+        )
+    if filters.is_active is not None:
+        statement = statement.where(User.is_active.is_(filters.is_active))
+    if filters.is_staff is not None:
+        statement = statement.where(User.is_staff.is_(filters.is_staff))
+    async with session.begin():
+        count = await session.scalar(
+            select(func.count()).select_from(statement.order_by(None).subquery())
+        )
+        rows = await session.scalars(statement.offset(page.offset).limit(page.page_size))
+        return list(rows), count or 0
+
+
+async def set_user_active(
+    session: AsyncSession,
+    *,
+    actor: User,
+    user_id: int,
+    is_active: bool,
+    publisher: AfterCommit,
+) -> User:
+    """Activate or deactivate a shopper's account; returns the user.
+
+    Raises NotFound (unknown id) or PermissionDenied (the actor themselves or another
+    staff member: nothing changes). Deactivating revokes every refresh token of the
+    user in the same transaction and, after the commit, publishes AccountClosed, which
+    closes the user's open sockets on every process.
+    """
+
+    async def attempt() -> User:
+        async with session.begin():
+            user = await session.get(User, user_id, populate_existing=True)
+            if user is None:
+                raise errors.NotFound()
+            if user.id == actor.id or user.is_staff:
+                raise errors.PermissionDenied()
+            user.is_active = is_active
+            if not is_active:
+                await _revoke_user(session, user.id, utcnow())
+        return user
+
+    # The revocation locks the refresh-token rows a concurrent refresh or logout locks.
+    user = await retry_on_deadlock(attempt)
+    if not is_active:
+        await publisher.publish([AccountClosed(user_id=user.id)])
+    return user

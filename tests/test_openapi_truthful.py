@@ -22,7 +22,7 @@ from tests.client import ApiClient
 from tests.factories import log_in
 from tests.order_factories import fill_cart, ordered
 
-TAGS = {"accounts", "catalog", "discounts", "reviews", "cart", "orders", "payments", "ops"}
+TAGS = {"accounts", "users", "catalog", "discounts", "reviews", "cart", "orders", "payments", "ops"}
 HTTP_METHODS = ("get", "post", "put", "patch", "delete")
 CEILING = cents_to_str(MAX_CENTS)
 ONE_CENT_OVER = cents_to_str(MAX_CENTS + 1)
@@ -194,6 +194,7 @@ async def patch_targets(client: ApiClient, ctx: AppContext) -> dict[str, tuple[s
             f"/api/v1/orders/{order['id']}/status",
             staff.token,
         ),
+        "/api/v1/users/{user_id}": (f"/api/v1/users/{shopper.user.id}", staff.token),
     }
 
 

@@ -368,6 +368,7 @@ async def route_urls(client: ApiClient, ctx: AppContext, world: World) -> dict[s
         "order_id": str(world.order_id),
         "discount_id": str(discount.id),
         "review_id": str(review.json()["id"]),
+        "user_id": str(world.shopper.user.id),
     }
     urls = {}
     for name, rule in client.app.wildcard_router.named_rules.items():
