@@ -39,8 +39,10 @@ from core.websocket import (
 )
 from models.accounts import User
 from schemas.events import (
+    ACCOUNTS_CHANNEL,
     INVENTORY_CHANNEL,
     ORDERS_CHANNEL,
+    AccountClosed,
     Event,
     InventorySnapshot,
     Message,
@@ -58,6 +60,10 @@ M = TypeVar("M", bound=BaseModel)
 # The kernel grows a socket's send buffer to megabytes for a peer that stops reading;
 # a fixed one bounds that memory per socket and lets such a peer overflow its queue soon.
 SEND_BUFFER_BYTES = 64 * 1024
+
+
+# The close reason of a socket whose user was deactivated (docs/websockets.md).
+ACCOUNT_CLOSED = "account closed"
 
 
 class Refused(Exception):
@@ -89,6 +95,9 @@ class EventSocketHandler(tornado.websocket.WebSocketHandler):
         self._last_write: Future[None] | None = None
         self._expiry: object | None = None
         self._counted = False
+        self._account: int | None = None  # the id of the user the socket was opened for
+        self._closed_accounts: set[int] = set()  # closed while that user was being read
+        self._stop_following: Callable[[], None] | None = None
 
     def get_compression_options(self) -> None:
         """No per-message compression: every socket gets the same pre-framed bytes."""
@@ -138,6 +147,9 @@ class EventSocketHandler(tornado.websocket.WebSocketHandler):
 
     def on_close(self) -> None:
         self._stop_listening()
+        if self._stop_following is not None:
+            self._stop_following()
+            self._stop_following = None
         if self._expiry is not None:
             IOLoop.current().remove_timeout(self._expiry)
         self.ctx.sockets.discard(self)
@@ -172,9 +184,13 @@ class EventSocketHandler(tornado.websocket.WebSocketHandler):
             turns.release()
 
     async def authenticate(self, access_token: str | None) -> User:
-        """The token's user; the socket closes with 4401 when the token expires."""
+        """The token's user; the socket closes with 4401 when the token expires or the
+        user is deactivated (AccountClosed, from any process)."""
         if not access_token:
             raise Refused(NOT_AUTHENTICATED, errors.NotAuthenticated.code)
+        # Following before the user is read: a deactivation committed after that read
+        # must still close the socket.
+        self._stop_following = self.ctx.hub.subscribe(ACCOUNTS_CHANNEL, self._on_account_event)
         try:
             async with self.ctx.sessionmaker() as session:
                 authenticated = await accounts.authenticate(
@@ -182,8 +198,23 @@ class EventSocketHandler(tornado.websocket.WebSocketHandler):
                 )
         except (errors.NotAuthenticated, errors.TokenExpired) as error:
             raise Refused(NOT_AUTHENTICATED, error.code) from error
+        if authenticated.user.id in self._closed_accounts:
+            raise Refused(NOT_AUTHENTICATED, ACCOUNT_CLOSED)
+        self._account = authenticated.user.id
+        self._closed_accounts.clear()
         self._close_at(authenticated.expires_at, NOT_AUTHENTICATED, errors.TokenExpired.code)
         return authenticated.user
+
+    def _on_account_event(self, event: Event) -> None:
+        """Close the socket with 4401 once its user's account is closed (AccountClosed,
+        published by every process's deactivation through the hub)."""
+        if not isinstance(event, AccountClosed):
+            return
+        if self._account is None:
+            self._closed_accounts.add(event.user_id)
+        elif event.user_id == self._account:
+            self._stop_listening()
+            self.close(NOT_AUTHENTICATED, ACCOUNT_CLOSED)
 
     def listen(self) -> None:
         """Subscribe to the channel, holding what arrives until `release()`."""

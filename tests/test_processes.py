@@ -26,6 +26,7 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from app.server import ShopApplication
 from core.context import AppContext
+from core.websocket import NOT_AUTHENTICATED
 from tests.client import ApiClient
 from tests.factories import log_in
 from tests.order_factories import add_product, ordered, shopper
@@ -45,6 +46,7 @@ from tests.processes import (  # noqa: F401
 )
 from tests.stripe_stub import SECRET_KEY as STRIPE_SECRET_KEY
 from tests.stripe_stub import StripeStub
+from tests.ws import close_code
 
 pytestmark = pytest.mark.subprocess
 MESSAGE_SECONDS = 5.0
@@ -146,6 +148,28 @@ async def test_an_order_placed_on_one_process_reaches_order_sockets_on_another(
             feed_on_b = await watch_orders(sockets, b, app, buyer.token, first)
             second = await ordered(on_a, buyer.token, {"brass-lamp": 2})
             assert await next_message(feed_on_b) == order_event(second)
+
+
+async def test_a_deactivation_on_one_process_closes_the_users_socket_on_another(
+    ctx: AppContext,
+    app: ShopApplication,
+    http: AsyncHTTPClient,
+    servers: tuple[ShopServer, ShopServer],
+) -> None:
+    a, b = servers
+    await add_product(ctx, "brass-lamp", stock=10)
+    buyer = await shopper(ctx)
+    on_a = a.api(http, app)
+    with logs_on_failure(a, b):
+        staff = await log_in(on_a, ctx, "staff@example.com", staff=True)
+        first = await ordered(on_a, buyer.token, {"brass-lamp": 1})
+        async with AsyncExitStack() as sockets:
+            feed_on_b = await watch_orders(sockets, b, app, buyer.token, first)
+            response = await on_a.patch(
+                "users:detail", buyer.user.id, json={"is_active": False}, token=staff.token
+            )
+            assert response.status == 200, response.body
+            assert await close_code(feed_on_b, timeout=MESSAGE_SECONDS) == NOT_AUTHENTICATED
 
 
 async def test_a_stock_edit_on_one_process_reaches_inventory_sockets_on_another(

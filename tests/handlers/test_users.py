@@ -1,11 +1,23 @@
-"""/api/v1/users: staff list accounts and deactivate shoppers."""
+"""/api/v1/users: staff list accounts and deactivate shoppers; open sockets follow."""
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
+import pytest
+from websockets.exceptions import ConnectionClosed
+
 from core.context import AppContext
 from models.accounts import User
+from schemas.events import ACCOUNTS_CHANNEL, Event
+from services import accounts
 from tests.client import ApiClient
 from tests.factories import LoggedIn, create_user, log_in
+from tests.order_factories import add_product, ordered, shopper
+from tests.ws import WAIT, close_code, open_socket, receive
+
+ORDERS = "/ws/orders"
 
 
 async def staff(client: ApiClient, ctx: AppContext) -> LoggedIn:
@@ -133,3 +145,54 @@ async def test_a_deactivated_user_is_refused_and_their_refresh_tokens_stay_revok
     assert refreshed.status == 401, refreshed.body
     assert refreshed.error_code == "not_authenticated"
     assert (await client.get("auth:me", token=buyer.token)).status == 200
+
+
+async def test_deactivation_closes_the_users_open_socket_and_no_one_elses(
+    client: ApiClient, ctx: AppContext
+) -> None:
+    await add_product(ctx, stock=10)
+    admin = await staff(client, ctx)
+    buyer, other = await shopper(ctx, "closed"), await shopper(ctx, "open")
+    async with (
+        open_socket(client, ORDERS, token=buyer.token, since=0) as buyer_socket,
+        open_socket(client, ORDERS, token=admin.token, since=0) as staff_socket,
+        open_socket(client, ORDERS, token=other.token, since=0) as other_socket,
+    ):
+        first = await ordered(client, buyer.token, {"brass-lamp": 1})
+        assert (await receive(buyer_socket))["order_id"] == first["id"]  # listening
+        assert (await receive(staff_socket))["order_id"] == first["id"]
+
+        await deactivate(client, admin.token, buyer.user.id)
+        assert await close_code(buyer_socket, timeout=WAIT) == 4401
+        with pytest.raises(ConnectionClosed) as closed:
+            await buyer_socket.recv()
+        assert closed.value.rcvd is not None and closed.value.rcvd.reason == "account closed"
+
+        # Everyone else's sockets stay open and keep hearing their events.
+        second = await ordered(client, other.token, {"brass-lamp": 1})
+        assert (await receive(staff_socket))["order_id"] == second["id"]
+        assert (await receive(other_socket))["order_id"] == second["id"]
+
+
+async def test_a_deactivation_committed_while_the_socket_reads_its_user_closes_it(
+    client: ApiClient, ctx: AppContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The socket read the user as active, and the account closed before it listened."""
+    admin = await staff(client, ctx)
+    buyer = await shopper(ctx)
+    read_user = accounts.authenticate
+
+    async def deactivated_after_the_read(*args: Any, **kwargs: Any) -> accounts.Authenticated:
+        authenticated = await read_user(*args, **kwargs)
+        heard: asyncio.Future[Event] = asyncio.get_running_loop().create_future()
+        stop = ctx.hub.subscribe(ACCOUNTS_CHANNEL, heard.set_result)
+        try:
+            await deactivate(client, admin.token, buyer.user.id)
+            await asyncio.wait_for(heard, WAIT)  # delivered to every listener by now
+        finally:
+            stop()
+        return authenticated
+
+    monkeypatch.setattr(accounts, "authenticate", deactivated_after_the_read)
+    async with open_socket(client, ORDERS, token=buyer.token, since=0) as socket:
+        assert await close_code(socket) == 4401
