@@ -222,6 +222,9 @@ def _query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
             for key, value in prop.items()
             if key != "nullable" and not (key == "default" and value is None)
         }
+        if prop.get("type") == "string" and "pattern" not in prop and "enum" not in prop:
+            # Every query argument holding a NUL byte is refused (BaseHandler).
+            prop["pattern"] = WITHOUT_NUL
         parameters.append(
             {"name": name, "in": "query", "required": name in required, "schema": prop}
         )

@@ -103,8 +103,10 @@ async def _place(
     earlier = await _order_by_key(db, user_id, idempotency_key)
     if earlier is not None:
         return earlier, None
-    rows = [] if cart_id is None else await carts.priced_lines(db, cart_id=cart_id)
-    if cart_id is None or not rows:
+    if cart_id is None:
+        raise errors.CartEmpty()
+    rows = await carts.priced_lines(db, cart_id=cart_id)
+    if not rows:
         raise errors.CartEmpty()
     currencies = sorted({row.currency for row in rows})
     if len(currencies) > 1:

@@ -215,3 +215,26 @@ async def test_every_patch_field_is_nullable_exactly_when_the_server_takes_null(
                 assert response.status in (200, 409), (path, field, response.body)
             else:
                 assert response.status == 400 and field in refused, (path, field)
+
+
+async def test_every_free_text_query_parameter_says_it_refuses_a_nul_byte(
+    client: ApiClient,
+) -> None:
+    """The server refuses a NUL byte in any query argument (400), so the document must
+    not promise it; a fuzzer holds it to what it says."""
+    document = await served_document(client)
+    patterns = {
+        (path, parameter["name"]): parameter["schema"].get("pattern")
+        for path, _method, operation in operations(document)
+        for parameter in operation.get("parameters", [])
+        if parameter["in"] == "query"
+        and parameter["schema"].get("type") == "string"
+        and "enum" not in parameter["schema"]
+    }
+    assert ("/api/v1/products", "q") in patterns and ("/api/v1/users", "search") in patterns
+    accepting_nul = [
+        key for key, pattern in patterns.items() if not pattern or re.search(pattern, "a\x00b")
+    ]
+    assert accepting_nul == []
+    refused = await client.get("catalog:products", query="q=lamp%00")
+    assert (refused.status, list(refused.json()["error"]["fields"])) == (400, ["q"])
